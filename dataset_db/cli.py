@@ -25,7 +25,7 @@ LAZY = {
     # curation
     "dedup": "curation.cli:dedup",
     "export": "curation.cli:export",
-    "review": "curation.cli:review",
+    "review": "curation.review_cli:review",
     "report": "curation.cli:report",
     # training
     "train": "training.cli:train",
