@@ -31,7 +31,7 @@ def open_or_create(settings: Settings) -> Catalog:
 def init_project(directory: Path, contact: str | None = None, force: bool = False) -> dict:
     from .taxonomy import DEFAULT_TAXONOMY, load_taxonomy
 
-    directory = Path(directory)
+    directory = Path(directory).resolve()
     directory.mkdir(parents=True, exist_ok=True)
     cfg = directory / CONFIG_NAME
     tax = directory / "taxonomy.toml"

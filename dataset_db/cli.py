@@ -38,17 +38,7 @@ LAZY = {
 }
 
 
-def _available(target: str) -> bool:
-    import importlib.util
-
-    mod = target.split(":")[0]
-    try:
-        return importlib.util.find_spec(mod) is not None
-    except ModuleNotFoundError:
-        return False
-
-
-@click.group(cls=FidGroup, lazy={k: v for k, v in LAZY.items() if _available(v)},
+@click.group(cls=FidGroup, lazy=LAZY,
              context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="fid")
 @catalog_options

@@ -25,12 +25,22 @@ class FidGroup(click.Group):
         self.lazy = dict(lazy or {})
 
     def list_commands(self, ctx):
-        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+        lazy = [name for name in self.lazy if self._load(name) is not None]
+        return sorted(set(super().list_commands(ctx)) | set(lazy))
+
+    def _load(self, name):
+        mod_name, attr = self.lazy[name].split(":")
+        try:
+            module = importlib.import_module(mod_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and mod_name.startswith(exc.name):
+                return None  # that layer is not installed in this checkout
+            raise
+        return getattr(module, attr, None)
 
     def get_command(self, ctx, name):
         if name in self.lazy:
-            mod_name, attr = self.lazy[name].split(":")
-            return getattr(importlib.import_module(mod_name), attr)
+            return self._load(name)
         return super().get_command(ctx, name)
 
     def invoke(self, ctx):
@@ -96,7 +106,7 @@ def app(ctx: click.Context | None = None) -> AppContext:
 
 
 def echo_json(obj) -> None:
-    click.echo(json.dumps(obj, indent=2, sort_keys=False, default=str))
+    click.echo(json.dumps(obj, indent=2, sort_keys=False, default=str, ensure_ascii=False))
 
 
 def console():
