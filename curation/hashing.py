@@ -1,0 +1,176 @@
+"""Perceptual hashes (pHash, dHash) as unsigned 64-bit integers: the one function ingest and
+`fid dedup` both call.
+
+The arithmetic is imagehash's (``imagehash.phash`` / ``imagehash.dhash``, hash_size 8): grayscale,
+LANCZOS resize to 32x32 (pHash) or 9x8 (dHash), 2-D DCT-II, top-left 8x8 block thresholded at its
+median; bits read row-major with the first bit as the most significant, so ``int(str(h), 16)`` of
+an imagehash equals our integer for the same pixels.
+
+The speed comes from decoding: before hashing a file we call ``img.draft("L", (128, 128))`` so that
+libjpeg decodes a JPEG at 1/2, 1/4 or 1/8 scale (DCT scaling) straight to luma, never producing the
+full-size RGB raster (a 512-px JPEG decodes at 128 px: ~2x imagehash's speed). Drafting all the way
+down to 32 px is ~1.7x faster still but drifts by up to 4-6 bits on textured images, because the
+8x8 block averages and LANCZOS treat detail near the 32-px grid's Nyquist frequency differently;
+keeping at least 4x the grid keeps us within a bit or two of imagehash on the full-size image
+(tests/test_hashing.py measures it). Other formats ignore ``draft`` and are hashed exactly.
+
+Hashes carry :data:`HASH_VERSION`; hashes of different versions are never compared. Bump it when
+anything here changes the bits.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+HASH_VERSION = 1
+HASH_SIZE = 8
+PHASH_SIDE = HASH_SIZE * 4  # imagehash's highfreq_factor = 4
+#: JPEGs are decoded (DCT-scaled) to the smallest size whose shorter side is at least this
+DRAFT_SIDE = 4 * PHASH_SIDE
+_LANCZOS = Image.Resampling.LANCZOS
+
+try:  # scipy ships with imagehash; numpy's matrix DCT is the fallback
+    from scipy.fft import dct as _scipy_dct
+except ImportError:  # pragma: no cover - exercised only without scipy
+    _scipy_dct = None
+
+
+def _dct_matrix(n: int) -> np.ndarray:
+    """Unnormalised DCT-II as a matrix: y = M @ x equals scipy's dct(x, type=2, norm=None)."""
+    k = np.arange(n)[:, None]
+    i = np.arange(n)[None, :]
+    return 2.0 * np.cos(np.pi * k * (2 * i + 1) / (2 * n))
+
+
+_DCT32 = _dct_matrix(PHASH_SIDE)
+
+
+def _dct2(pixels: np.ndarray) -> np.ndarray:
+    if _scipy_dct is not None:
+        return _scipy_dct(_scipy_dct(pixels, axis=0), axis=1)
+    return _DCT32 @ pixels @ _DCT32.T
+
+
+def bits_to_int(bits: np.ndarray) -> int:
+    """64 booleans (row-major, first bit most significant) -> unsigned 64-bit int."""
+    return int(np.packbits(np.asarray(bits, dtype=bool).ravel()).view(">u8")[0])
+
+
+class PHash:
+    """imagehash.phash, hash_size 8."""
+
+    side = PHASH_SIDE
+
+    @staticmethod
+    def from_gray(gray: Image.Image) -> int:
+        small = gray.resize((PHASH_SIDE, PHASH_SIDE), _LANCZOS)
+        dct = _dct2(np.asarray(small, dtype=np.float64))
+        low = dct[:HASH_SIZE, :HASH_SIZE]
+        return bits_to_int(low > np.median(low))
+
+
+class DHash:
+    """imagehash.dhash (horizontal differences), hash_size 8."""
+
+    side = HASH_SIZE + 1
+
+    @staticmethod
+    def from_gray(gray: Image.Image) -> int:
+        small = np.asarray(gray.resize((HASH_SIZE + 1, HASH_SIZE), _LANCZOS), dtype=np.int16)
+        return bits_to_int(small[:, 1:] > small[:, :-1])
+
+
+def _gray(img: Image.Image) -> Image.Image:
+    return img if img.mode == "L" else img.convert("L")
+
+
+def _open_draft(source) -> Image.Image:
+    """Open a file or bytes and ask the JPEG decoder for reduced-size luma (a no-op elsewhere)."""
+    img = Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source)
+    img.draft("L", (DRAFT_SIDE, DRAFT_SIDE))
+    return img
+
+
+def hashes_of_image(img: Image.Image) -> tuple[int, int]:
+    """(phash, dhash) of an already opened image. For the fast path open it with draft mode first
+    (as :func:`hashes_of_file` does)."""
+    gray = _gray(img)
+    return PHash.from_gray(gray), DHash.from_gray(gray)
+
+
+def hashes_of_file(path_or_bytes) -> tuple[int, int]:
+    """(phash, dhash) of an image file (path or bytes) through the draft-mode fast path."""
+    with _open_draft(path_or_bytes) as img:
+        return hashes_of_image(img)
+
+
+def phash_file(path) -> int:
+    with _open_draft(path) as img:
+        return PHash.from_gray(_gray(img))
+
+
+def dhash_file(path) -> int:
+    with _open_draft(path) as img:
+        return DHash.from_gray(_gray(img))
+
+
+def hamming(a: int, b: int) -> int:
+    """Number of differing bits between two unsigned 64-bit hashes."""
+    return (int(a) ^ int(b)).bit_count()
+
+
+def _safe_hashes(path) -> tuple[int, int] | None:
+    try:
+        return hashes_of_file(path)
+    except Exception:  # noqa: BLE001 - an unreadable file hashes to None, never stops a batch
+        return None
+
+
+#: below this many files a process pool costs more than it saves
+POOL_MIN_BATCH = 64
+
+
+def process_pool(processes: int | None = None, preload: Sequence[str] = (__name__,)):
+    """A ``ProcessPoolExecutor`` for image work. Where available (Linux, macOS) its workers are
+    forked from a fork server that has already imported ``preload``: they start fast, and they are
+    never forks of a parent that runs threads (a rich progress bar, Twisted's reactor)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = None
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(list(preload))
+    return ProcessPoolExecutor(max_workers=processes or os.cpu_count() or 1, mp_context=ctx)
+
+
+def hash_files(paths: Sequence[str | os.PathLike], processes: int | None = None,
+               progress: Callable[[int], None] | None = None) -> list[tuple[int, int] | None]:
+    """(phash, dhash) for each path, in order; ``None`` for a file that cannot be decoded.
+
+    Large batches run in a process pool of ``processes`` workers (default: all cores);
+    ``progress(n)`` is called with the number of files finished since the last call.
+    """
+    paths = [str(Path(p)) for p in paths]
+    processes = processes or os.cpu_count() or 1
+    out: list[tuple[int, int] | None] = []
+    if processes <= 1 or len(paths) < POOL_MIN_BATCH:
+        for p in paths:
+            out.append(_safe_hashes(p))
+            if progress:
+                progress(1)
+        return out
+    chunk = max(8, min(256, len(paths) // (processes * 8) or 1))
+    with process_pool(processes) as pool:
+        for res in pool.map(_safe_hashes, paths, chunksize=chunk):
+            out.append(res)
+            if progress:
+                progress(1)
+    return out
+
