@@ -24,7 +24,7 @@ LAZY = {
     "doctor": "crawler.cli:doctor",
     # curation
     "dedup": "curation.cli:dedup",
-    "export": "curation.cli:export",
+    "export": "curation.export_cli:export",
     "review": "curation.review_cli:review",
     "report": "curation.cli:report",
     # training
