@@ -23,7 +23,7 @@ LAZY = {
     "sample-source": "crawler.cli:sample_source",
     "doctor": "crawler.cli:doctor",
     # curation
-    "dedup": "curation.cli:dedup",
+    "dedup": "curation.dedup_cli:dedup",
     "export": "curation.export_cli:export",
     "review": "curation.review_cli:review",
     "report": "curation.cli:report",
