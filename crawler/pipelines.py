@@ -1,0 +1,294 @@
+"""The image pipeline: item -> URL + sighting rows -> download (downloader middlewares apply:
+robots.txt, redirects, backoff, size/time limits) -> decode/normalise/hash/store in a process pool
+-> catalog rows in batches.
+
+Order is what makes a crawl resumable: a file is written to the store (temp file + rename) before
+the row that points at it is committed, and a URL's status changes only in that same batch
+transaction. A SIGKILL loses at most the uncommitted batch: its URLs are still ``pending`` and the
+next run downloads them again (their files are already there and are not rewritten); nothing
+points at a missing file. `fid doctor` reports the orphan files such a kill may leave.
+
+The CPU work never runs in the reactor: a ``ProcessPoolExecutor`` runs
+:func:`curation.images.process_and_store` (bytes go in, only metadata comes back), and catalog
+writes run on one database thread, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures as cf
+import logging
+import multiprocessing
+import os
+import threading
+from functools import partial
+
+import scrapy
+from scrapy.exceptions import IgnoreRequest, NotConfigured
+
+from dataset_db import repo_crawl
+from dataset_db import status as st
+
+from .spiders import stat_key
+
+logger = logging.getLogger(__name__)
+
+_SHARED: dict[str, object] = {}
+
+
+def shared_pool(workers: int) -> cf.ProcessPoolExecutor:
+    """One process pool per fid process, shared by every spider's pipeline."""
+    key = f"pool:{workers}"
+    if key not in _SHARED:
+        # fork is fast and safe while this is the only thread (the runner creates the pool before
+        # the reactor starts); otherwise forkserver/spawn, which never copy another thread's locks
+        if os.name != "posix":
+            method = "spawn"
+        elif threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
+            method = "fork"
+        else:
+            method = "forkserver"
+        ctx = multiprocessing.get_context(method)
+        pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        for _ in range(workers):  # start the workers (and their imports) while the first pages load
+            pool.submit(_warm_up)
+        _SHARED[key] = pool
+    return _SHARED[key]
+
+
+def _warm_up() -> None:
+    import curation.images  # noqa: F401
+
+
+def process_in_worker(data: bytes, store: str, **options):
+    """Runs in a pool worker: :func:`curation.images.process_and_store` (imported there, so the
+    crawling process never loads SciPy & co)."""
+    from curation.images import process_and_store
+
+    return process_and_store(data, store, **options)
+
+
+def shared_db(db_url: str):
+    """(engine, single-thread executor): catalog writes happen one at a time, off the reactor."""
+    key = f"db:{db_url}"
+    if key not in _SHARED:
+        from dataset_db.session import make_engine
+
+        _SHARED[key] = (make_engine(db_url), cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="fid-db"))
+    return _SHARED[key]
+
+
+def shutdown_shared() -> None:
+    for key, obj in list(_SHARED.items()):
+        if isinstance(obj, cf.ProcessPoolExecutor):
+            obj.shutdown(wait=True, cancel_futures=True)
+        elif key.startswith("db:"):
+            obj[1].shutdown(wait=True)
+            obj[0].dispose()
+        del _SHARED[key]
+
+
+class Batcher:
+    """Collects values; ``fn(list)`` runs on ``executor`` when ``size`` are waiting or ``wait``
+    seconds after the first; each ``add`` returns a future of that value's result."""
+
+    def __init__(self, fn, size: int, wait: float, executor):
+        self.fn, self.size, self.wait, self.executor = fn, size, wait, executor
+        self.values: list = []
+        self.futures: list[asyncio.Future] = []
+        self.timer = None
+        self.running: set[asyncio.Future] = set()
+
+    def add(self, value) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self.values.append(value)
+        self.futures.append(fut)
+        if len(self.values) >= self.size:
+            self.flush()
+        elif self.timer is None:
+            self.timer = loop.call_later(self.wait, self.flush)
+        return fut
+
+    def flush(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if not self.values:
+            return
+        values, futures = self.values, self.futures
+        self.values, self.futures = [], []
+        loop = asyncio.get_running_loop()
+        task = asyncio.ensure_future(loop.run_in_executor(self.executor, self.fn, values))
+        self.running.add(task)
+
+        def done(t):
+            self.running.discard(t)
+            exc = t.exception()
+            results = None if exc else t.result()
+            for i, f in enumerate(futures):
+                if f.done():
+                    continue
+                if exc is not None:
+                    f.set_exception(exc)
+                else:
+                    f.set_result(results[i] if results is not None else None)
+
+        task.add_done_callback(done)
+
+    async def close(self) -> None:
+        self.flush()
+        while self.running:
+            await asyncio.gather(*list(self.running), return_exceptions=True)
+
+
+def _failure_status(exc: BaseException) -> tuple[str, str]:
+    """Map a download exception to a status name and a one-line message."""
+    name = type(exc).__name__
+    msg = (str(exc).strip().splitlines() or [name])[0][:300] or name
+    if isinstance(exc, IgnoreRequest):
+        low = msg.lower()
+        if "robots" in low:
+            return "robots_denied", msg
+        if "redirect" in low:
+            return "redirect_loop", msg
+        return "error", f"ignored: {msg}"
+    text = f"{type(exc).__module__}.{name}".lower()
+    if "timeout" in text or "timedout" in text:
+        return "timeout", f"{name}: {msg}"
+    if "cancelled" in text or "maxsize" in msg.lower() or "max size" in msg.lower():
+        return "too_large", f"download cancelled (size limit): {msg}"
+    if "dnslookup" in text or "cannotresolve" in text:
+        return "dns_error", f"{name}: {msg}"
+    if "ssl" in text or "tls" in text or "certificate" in text:
+        return "tls_error", f"{name}: {msg}"
+    if "connection" in text or "refused" in text or "lost" in text or "neverreceived" in text \
+            or "dataloss" in text:
+        return "connection_error", f"{name}: {msg}"
+    if isinstance(exc, (ValueError,)) and "url" in msg.lower():
+        return "invalid_url", msg
+    return "error", f"{name}: {msg}"
+
+
+class CatalogPipeline:
+    """Every item: sighting into the catalog, image downloaded and stored when it needs to be."""
+
+    def __init__(self, crawler, db_url: str, store: str, workers: int, batch_size: int, options: dict,
+                 respect_noai: bool, refetch: bool, max_bytes: int, max_inflight: int = 32):
+        self.crawler = crawler
+        self.db_url, self.store = db_url, store
+        self.workers, self.batch_size = workers, batch_size
+        self.options = options
+        self.respect_noai, self.refetch, self.max_bytes = respect_noai, refetch, max_bytes
+        self.inflight: set[int] = set()
+        self.max_inflight = max(1, max_inflight)
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        s = crawler.settings
+        if not s.get("FID_DB_URL"):
+            raise NotConfigured("FID_DB_URL is not set: the catalog pipeline has no catalog to write to")
+        if not s.get("FID_STORE"):
+            raise NotConfigured("FID_STORE is not set: the catalog pipeline has no image store")
+        options = {"min_side": s.getint("FID_MIN_SIDE", 64), "max_side": s.getint("FID_MAX_SIDE", 512),
+                   "keep_original": s.getbool("FID_KEEP_ORIGINAL", False)}
+        return cls(crawler, s["FID_DB_URL"], s["FID_STORE"], max(1, s.getint("FID_WORKERS", 2)),
+                   max(1, s.getint("FID_BATCH_SIZE", 200)), options, s.getbool("FID_RESPECT_NOAI", False),
+                   s.getbool("FID_REFETCH", False), s.getint("DOWNLOAD_MAXSIZE", 0),
+                   s.getint("FID_MAX_INFLIGHT", 0) or max(32, s.getint("FID_BATCH_SIZE", 200)))
+
+    def open_spider(self, spider=None):
+        engine, db_exec = shared_db(self.db_url)
+        self.pool = shared_pool(self.workers)
+        spider = spider or self.crawler.spider
+        run_id = getattr(spider, "run_id", None)
+        self.sightings = Batcher(partial(self._upsert, engine, run_id), max(50, self.batch_size), 0.2, db_exec)
+        # shared by every spider of the process: one bound on work in flight, one outcome batch
+        key = f"results:{self.db_url}"
+        if key not in _SHARED:
+            _SHARED[key] = (asyncio.Semaphore(self.max_inflight),
+                            Batcher(partial(self._record, engine), self.batch_size, 0.5, db_exec))
+        self.slots, self.results = _SHARED[key]
+
+    @staticmethod
+    def _upsert(engine, run_id, items):
+        info = repo_crawl.upsert_items(engine, run_id, items)
+        return [info.get(it["image_url"]) for it in items]
+
+    @staticmethod
+    def _record(engine, rows):
+        return repo_crawl.record_outcomes(engine, rows)
+
+    async def close_spider(self, spider=None):
+        await self.sightings.close()
+        await self.results.close()
+
+    # ---- per item -------------------------------------------------------------------------------
+    def _inc(self, kind: str, item) -> None:
+        stats = self.crawler.stats
+        stats.inc_value(stat_key(kind, item["source"], item["clade"]))
+        stats.inc_value(f"fid/{kind}")
+
+    async def process_item(self, item, spider=None):
+        if item.get("url_id") is None:
+            info = await self.sightings.add(dict(item))
+            if info is None:
+                self._inc("invalid_url", item)
+                return item
+            if not repo_crawl.needs_download(info, self.refetch):
+                self._inc("known", item)
+                return item
+            url_id, url = info["url_id"], info["url"]
+        else:
+            url_id, url = item["url_id"], item["image_url"]
+        if url_id in self.inflight:
+            self._inc("known", item)
+            return item
+        self.inflight.add(url_id)
+        # Bounded work in flight, from download to commit: downloads never run far ahead of the
+        # image workers and the catalog, so a kill loses (and the next run re-downloads) at most
+        # FID_MAX_INFLIGHT URLs (default: the batch size, at least 32).
+        async with self.slots:
+            row = await self.fetch_one(url)
+            row["url_id"] = url_id
+            statuses = await self.results.add(row)
+        self._inc(statuses if isinstance(statuses, str) else row["status"], item)
+        if row["status"] not in ("stored", "duplicate"):
+            self._inc("failed", item)
+        return item
+
+    async def fetch_one(self, url: str) -> dict:
+        """Download and process one URL; the outcome row (status, http_status, error, image)."""
+        try:
+            # no handle_httpstatus_*: redirects must still be followed. dont_retry: a failed
+            # download is recorded with a retryable status and retried by a later run instead.
+            request = scrapy.Request(url, dont_filter=True, meta={"fid_image": True, "dont_retry": True})
+        except ValueError as exc:
+            return {"status": "invalid_url", "error_message": str(exc)[:300], "http_status": None}
+        try:
+            response = await self.crawler.engine.download_async(request)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a status
+            status, msg = _failure_status(exc)
+            return {"status": status, "error_message": msg, "http_status": None}
+        code = response.status
+        if not 200 <= code < 300:
+            if 300 <= code < 400 and response.meta.get("redirect_times", 0) >= \
+                    self.crawler.settings.getint("REDIRECT_MAX_TIMES", 20):
+                return {"status": "redirect_loop", "error_message": "too many redirects", "http_status": code}
+            return {"status": st.http_status(code), "error_message": f"HTTP {code} from {response.url}",
+                    "http_status": code}
+        if self.respect_noai:
+            tags = b",".join(response.headers.getlist(b"X-Robots-Tag")).decode("latin-1").lower()
+            if "noai" in tags or "noimageai" in tags:
+                return {"status": "noai_denied", "error_message": f"X-Robots-Tag: {tags}", "http_status": code}
+        loop = asyncio.get_running_loop()
+        try:
+            res = await loop.run_in_executor(
+                self.pool, partial(process_in_worker, response.body, self.store,
+                                   max_bytes=self.max_bytes or None, **self.options))
+        except Exception as exc:  # noqa: BLE001 - a crashed worker is an error for this URL only
+            return {"status": "error", "error_message": f"image worker failed: {type(exc).__name__}: {exc}"[:300],
+                    "http_status": code}
+        if not res.ok:
+            return {"status": res.status, "error_message": res.error_message, "http_status": code}
+        return {"status": "stored", "error_message": None, "http_status": code, "image": res.catalog_row()}
