@@ -145,6 +145,9 @@ class Sighting(Base):
     extra: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # raw collection record etc.
     seen_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
+    # review queue of one clade: its url ids straight from the index (migration 0002)
+    __table_args__ = (Index("ix_sightings_clade_url", "clade", "url_id"),)
+
 
 class Image(Base):
     __tablename__ = "images"

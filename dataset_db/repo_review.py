@@ -387,15 +387,16 @@ def lease_images(s: Session, reviewer: str, image_ids: Sequence[int], seconds: i
     expires = now + dt.timedelta(seconds=seconds)
     # first statement is a write (SQLite write lock); expired leases on these images go
     s.execute(delete(ReviewLease).where(ReviewLease.image_id.in_(ids), ReviewLease.expires_at <= now))
-    # renew our own
-    mine = set(s.scalars(update(ReviewLease).where(ReviewLease.image_id.in_(ids), ReviewLease.reviewer == reviewer)
-                         .values(expires_at=expires).returning(ReviewLease.image_id)))
-    free = [i for i in ids if i not in mine]
-    if free:
-        stmt = (_insert(s, ReviewLease).values([{"image_id": i, "reviewer": reviewer, "expires_at": expires}
-                                                for i in free])
-                .on_conflict_do_nothing(index_elements=["image_id"]).returning(ReviewLease.image_id))
-        mine |= set(s.scalars(stmt))
+    # take the free ones and renew our own in one upsert; a lease held by someone else is left
+    # alone. Core executemany: one cached statement whatever the number of ids (a multi-row
+    # VALUES list would be compiled anew on every call).
+    table = ReviewLease.__table__
+    stmt = _insert(s, table)
+    stmt = stmt.on_conflict_do_update(index_elements=[table.c.image_id], set_={"expires_at": stmt.excluded.expires_at},
+                                      where=table.c.reviewer == stmt.excluded.reviewer)
+    s.connection().execute(stmt, [{"image_id": i, "reviewer": reviewer, "expires_at": expires} for i in ids])
+    mine = s.scalars(select(ReviewLease.image_id).where(ReviewLease.image_id.in_(ids),
+                                                        ReviewLease.reviewer == reviewer))
     return sorted(mine)
 
 
@@ -403,6 +404,13 @@ def lease_images(s: Session, reviewer: str, image_ids: Sequence[int], seconds: i
 
 def _unreviewed():
     return or_(ReviewState.image_id.is_(None), ReviewState.status == st.REVIEW_UNREVIEWED)
+
+
+def _not_reviewed(image_id):
+    """``image_id`` has no state or an unreviewed one (status is never NULL), as a correlated
+    NOT EXISTS: SQLite probes the primary key and rejects a reviewed image before any other term
+    is checked; PostgreSQL plans it as an anti-join."""
+    return ~exists().where(ReviewState.image_id == image_id, ReviewState.status != st.REVIEW_UNREVIEWED)
 
 
 def _conflict_members():
@@ -413,16 +421,22 @@ def _conflict_members():
 def _queue_query(queue: str, reviewer: str, clade: str | None, now: dt.datetime | None):
     """SELECT image ids (ordered) of one queue, without images leased to someone else at ``now``
     (leases ignored when ``now`` is None)."""
+    # Speed (400k images, bench/review.py): terms are written cheapest-rejecting first, since
+    # SQLite checks them in that order for each image it walks in id order.
     if queue == "unreviewed":
-        img_ids = select(Url.image_id).join(Sighting, Sighting.url_id == Url.id).where(Url.image_id.is_not(None))
         if clade:
-            img_ids = img_ids.where(Sighting.clade == clade)
-        q = (select(Image.id).where(Image.id.in_(img_ids))
-             .outerjoin(ReviewState, ReviewState.image_id == Image.id).where(_unreviewed())
-             .order_by(Image.id))
+            # the clade's image ids (index sightings(clade, url_id), then urls by primary key),
+            # walked in id order; cost grows with the clade's size, not the catalog's
+            img_ids = select(Url.image_id).join(Sighting, Sighting.url_id == Url.id).where(Sighting.clade == clade)
+            q = select(Image.id).where(Image.id.in_(img_ids), _not_reviewed(Image.id))
+        else:
+            # walk images in id order: reviewed ones are rejected by one primary-key probe
+            # before the sighting check
+            sighted = exists().where(Url.image_id == Image.id, Sighting.url_id == Url.id)
+            q = select(Image.id).where(_not_reviewed(Image.id), sighted)
+        q = q.order_by(Image.id)
     elif queue == "conflicts":
-        q = (select(Image.id).where(Image.id.in_(_conflict_members()))
-             .outerjoin(ReviewState, ReviewState.image_id == Image.id).where(_unreviewed())
+        q = (select(Image.id).where(Image.id.in_(_conflict_members()), _not_reviewed(Image.id))
              .order_by(Image.id))
     elif queue == "second":
         mine = exists().where(Decision.image_id == Image.id, Decision.reviewer == reviewer)
@@ -475,6 +489,15 @@ def claim_queue(s: Session, queue: str, reviewer: str, clade: str | None = None,
         got += [i for i in want[:limit - len(got)] if i in leased]
         if len(got) >= limit:
             break
+    if got and _dialect(s) == "postgresql":
+        # READ COMMITTED: the page came from a snapshot taken before the leases; an image decided
+        # and released by another reviewer in between was leased again above. Re-check the page
+        # (a new snapshot, which sees every decision whose lease row we waited on) and let go of
+        # what left the queue. (SQLite holds the write lock from the first statement.)
+        still = set(s.scalars(_queue_query(queue, reviewer, clade, now).where(Image.id.in_(got)).order_by(None)))
+        if len(still) < len(got):
+            release_leases(s, reviewer, [i for i in got if i not in still])
+            got = [i for i in got if i in still]
     order = {i: n for n, i in enumerate(got)}
     return sorted(got, key=order.__getitem__)
 
@@ -483,8 +506,8 @@ def queue_counts(s: Session, reviewer: str | None = None) -> dict:
     """Number of images in each queue (unreviewed per proposed clade), leases ignored."""
     reviewer = reviewer or ""
     per_clade = (select(Sighting.clade, func.count(func.distinct(Url.image_id)))
-                 .join(Url, Url.id == Sighting.url_id).where(Url.image_id.is_not(None))
-                 .outerjoin(ReviewState, ReviewState.image_id == Url.image_id).where(_unreviewed())
+                 .join(Url, Url.id == Sighting.url_id)
+                 .where(Url.image_id.is_not(None), _not_reviewed(Url.image_id))
                  .group_by(Sighting.clade).order_by(Sighting.clade))
     unrev = {c or "unassigned": n for c, n in s.execute(per_clade)}
     def count(queue):
@@ -503,12 +526,16 @@ def image_summaries(s: Session, image_ids: Sequence[int]) -> list[dict]:
     ids = [int(i) for i in image_ids]
     if not ids:
         return []
-    imgs = {i.id: i for i in s.scalars(select(Image).where(Image.id.in_(ids)))}
+    # plain column rows, not ORM objects: a page is read on every grid load
+    imgs = {r.id: r for r in s.execute(select(Image.id, Image.sha256, Image.width, Image.height, Image.orig_width,
+                                              Image.orig_height).where(Image.id.in_(ids)))}
     clades: dict[int, set] = {}
     for image_id, clade in s.execute(select(Url.image_id, Sighting.clade).join(Sighting, Sighting.url_id == Url.id)
                                      .where(Url.image_id.in_(ids)).distinct()):
         clades.setdefault(image_id, set()).add(clade or "unassigned")
-    states = {r.image_id: _state_dict(r) for r in s.scalars(select(ReviewState).where(ReviewState.image_id.in_(ids)))}
+    states = {r[0]: dict(zip(STATE_FIELDS, r[1:])) for r in s.execute(
+        select(ReviewState.image_id, *(getattr(ReviewState, k) for k in STATE_FIELDS))
+        .where(ReviewState.image_id.in_(ids)))}
     out = []
     for i in ids:
         img = imgs.get(i)
