@@ -63,13 +63,18 @@ def status_summary(s: Session) -> dict:
     def row(name):
         return clades.setdefault(name or UNASSIGNED, empty())
 
-    # URLs per clade and status
+    # URLs per clade: straight from the (clade, url_id) index. Only non-pending URLs are joined
+    # per status; pending is the rest (the pending bucket is the single status `pending`).
+    for clade, n in s.execute(select(Sighting.clade, func.count(func.distinct(Sighting.url_id)))
+                              .group_by(Sighting.clade)):
+        row(clade)["urls"] += n
     q = (select(Sighting.clade, Url.status, func.count(func.distinct(Url.id)))
-         .join(Url, Url.id == Sighting.url_id).group_by(Sighting.clade, Url.status))
+         .join(Sighting, Sighting.url_id == Url.id).where(Url.status != "pending")
+         .group_by(Sighting.clade, Url.status))
     for clade, status_name, n in s.execute(q):
-        r = row(clade)
-        r["urls"] += n
-        r[st.bucket(status_name)] += n
+        row(clade)[st.bucket(status_name)] += n
+    for r in clades.values():
+        r["pending"] = r["urls"] - r["downloaded"] - r["failed"]
     totals = empty()
     for status_name, n in s.execute(select(Url.status, func.count()).group_by(Url.status)):
         totals["urls"] += n

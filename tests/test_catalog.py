@@ -103,7 +103,7 @@ def test_schema_newer_than_code(db_url):
 def test_schema_older_than_code(db_url):
     cat = open_catalog(db_url, create=True)
     with cat.engine.begin() as c:
-        c.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": "0001"})
+        c.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": "0001"})  # one behind
     heads = code_heads()
     if heads == {"0001"}:
         pytest.skip("only one revision so far: nothing older to detect")
@@ -185,3 +185,9 @@ def test_status_without_catalog_fails(cli, fid_env):
     assert res.exit_code == 1
     assert res.output.strip() == f"Error: no catalog at sqlite:///{fid_env / 'nope.sqlite'}"
     assert not (fid_env / "nope.sqlite").exists()
+
+
+def test_schema_head_constant_matches_alembic():
+    from dataset_db.session import SCHEMA_HEAD
+
+    assert code_heads() == {SCHEMA_HEAD}
