@@ -26,7 +26,7 @@ LAZY = {
     "dedup": "curation.dedup_cli:dedup",
     "export": "curation.export_cli:export",
     "review": "curation.review_cli:review",
-    "report": "curation.cli:report",
+    "report": "curation.report_cli:report",
     # training
     "train": "training.cli:train",
     "evaluate": "training.cli:evaluate",
