@@ -1,13 +1,15 @@
-"""`fid crawl`, `fid fetch`, `fid doctor`, `fid sample-source`: parse arguments, call one library
+"""`fid crawl`, `fid fetch`, `fid doctor`, `fid sample-source serve|probe`: parse arguments, call one library
 function in :mod:`crawler.runner`, format the result with rich."""
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
 import click
 
-from dataset_db.clitools import app, catalog_options, console, echo_json, err_console
+from dataset_db.clitools import FidGroup, app, catalog_options, console, echo_json, err_console
 
 from .runner import COLUMNS
 
@@ -208,7 +210,80 @@ def doctor(fix, as_json):
         sys.exit(1)
 
 
-@click.command("sample-source")
+class _ProbeByDefault(FidGroup):
+    """`fid sample-source --keyword ...` (the command before it became a group) still means `probe`."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0].startswith("-") and args[0] not in ("-h", "--help"):
+            args = ["probe", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("sample-source", cls=_ProbeByDefault)
+def sample_source():
+    """The built-in offline sample source (serve) and probes of real sources (probe)."""
+
+
+@sample_source.command("serve")
+@click.option("--size", type=click.Choice(["demo", "small", "tiny"]), default="demo", show_default=True,
+              help="How many results per clade (demo: ~260, small: ~64, tiny: ~20).")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="Port of every server (each on its own loopback address); 0: free ports.")
+@click.option("--urls-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the `--engine-url ENGINE=URL` arguments of `fid crawl` here, one per line, once serving.")
+@click.option("--info-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the base URLs, engines, clades and crawl limit as JSON here, once serving.")
+@click.option("--answers", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the sample's answer key (the decisions a careful curator makes) as a CSV "
+                   "for `python -m curation.review.client`.")
+def sample_serve(size, seed, port, urls_file, info_file, answers):
+    """Serve generated fossil pictures of six clades on loopback, as Bing and GBIF, until stopped.
+
+    \b
+    fid sample-source serve --urls-file urls.txt &
+    fid crawl --engines bing,gbif $(cat urls.txt) --clade Trilobite --clade Ammonoid
+    """
+    import signal
+    import threading
+
+    from .emulators.sample import SampleSource, write_answer_key
+
+    src = SampleSource(size=size, seed=seed, port=port).start()
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        info = src.info()
+        if answers:
+            info["answers"] = str(answers)
+            info["answer_rows"] = write_answer_key(src, answers)
+        args = [f"--engine-url {u}" for u in info["engine_urls"]]
+        if info_file:
+            _write_atomic(info_file, json.dumps(info, indent=2) + "\n")
+        if urls_file:
+            _write_atomic(urls_file, "\n".join(args) + "\n")
+        c = console()
+        c.print(f"sample source ({size}, seed {seed}): " + ", ".join(f"{e} {u}" for e, u in info["base_urls"].items()))
+        c.print(f"clades: {', '.join(info['clades'])}")
+        c.print("crawl it with: fid crawl --engines " + ",".join(info["engines"]) + " "
+                + " ".join(args) + " " + " ".join(f"--clade '{x}'" for x in info["clades"]))
+        c.print("serving; Ctrl-C to stop")
+        sys.stdout.flush()
+        done.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        src.stop()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+@sample_source.command("probe")
 @click.option("--engines", default=None, metavar="LIST", help="Comma-separated sources [default: all].")
 @click.option("--keyword", required=True, help="The query to run.")
 @click.option("--taxon", default=None, help="Scientific name for gbif/idigbio [default: the keyword].")
@@ -217,7 +292,7 @@ def doctor(fix, as_json):
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
 @click.option("--timeout", type=click.FloatRange(0.1), default=30.0, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def sample_source(engines, keyword, taxon, max_items, engine_urls, overrides, timeout, as_json):
+def sample_probe(engines, keyword, taxon, max_items, engine_urls, overrides, timeout, as_json):
     """Run sources for one keyword without downloading: what each yields (checks a parser still works)."""
     from .runner import CrawlOptions, sample_source as run_sample
     from .settings import ENGINES

@@ -24,6 +24,7 @@ import threading
 from functools import partial
 
 import scrapy
+from scrapy.core.downloader import Downloader
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 
 from dataset_db import repo_crawl
@@ -86,6 +87,24 @@ def shutdown_shared() -> None:
             obj[1].shutdown(wait=True)
             obj[0].dispose()
         del _SHARED[key]
+
+
+class SlotLimitedDownloader(Downloader):
+    """Scrapy's downloader with per-slot concurrency that holds under the asyncio reactor.
+
+    Scrapy 2.19's ``Downloader._process_queue`` pops queued requests while
+    ``slot.free_transfer_slots() > 0`` and schedules each download as an asyncio task; the request
+    joins ``slot.transferring`` only when that task first runs, on a later loop turn. So every
+    request queued on a slot at that moment starts at once: with CONCURRENT_REQUESTS_PER_DOMAIN=2,
+    8 queued image URLs of one host were all in flight together (tests/test_crawl_politeness.py;
+    a plain Scrapy spider shows the same, the epoll reactor does not). Counting the request as
+    transferring when its task is created (``_wait_for_download`` is called synchronously to build
+    the coroutine) restores the limit; ``_download`` adds it again (a set) and removes it when done.
+    """
+
+    def _wait_for_download(self, slot, request, queue_dfd):
+        slot.transferring.add(request)
+        return super()._wait_for_download(slot, request, queue_dfd)
 
 
 class Batcher:

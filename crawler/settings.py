@@ -100,6 +100,8 @@ def crawl_settings(*, user_agent: str, db_url: str, store: str, engine_urls=None
         "LOG_LEVEL": log_level,
         "CONCURRENT_REQUESTS": 32,
         "CONCURRENT_REQUESTS_PER_DOMAIN": per_domain,
+        # Scrapy 2.19 + asyncio reactor overshoots per-slot concurrency; see SlotLimitedDownloader
+        "DOWNLOADER": "crawler.pipelines.SlotLimitedDownloader",
         "DOWNLOAD_DELAY": 0,
         "AUTOTHROTTLE_ENABLED": autothrottle,
         "AUTOTHROTTLE_START_DELAY": 0.25,

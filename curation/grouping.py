@@ -283,15 +283,27 @@ def update_groups(previous: Grouping | Mapping[int, Iterable[int]], ids, pixels,
     else:
         prev = {int(r): [int(m) for m in ms] for r, ms in previous.items()}
     assigned = np.full(n, -1, dtype=np.int64)
-    for rep, members in prev.items():
-        r = int(_positions(ids, [rep], "previous groups")[0])
-        ms = _positions(ids, members, "previous groups")
-        if is_new[r] or is_new[ms].any():
-            raise GroupingInputError(f"new_ids overlap the previous group of representative {rep}")
-        if (assigned[ms] >= 0).any() or (assigned[r] >= 0 and assigned[r] != r):
-            raise GroupingInputError(f"previous groups overlap at the group of representative {rep}")
-        assigned[ms] = r
-        assigned[r] = r
+    if prev:
+        # one vectorised lookup for every previous representative and member
+        reps = np.fromiter(prev, dtype=np.int64, count=len(prev))
+        sizes = np.fromiter((len(ms) for ms in prev.values()), dtype=np.int64, count=len(prev))
+        members = np.fromiter((m for ms in prev.values() for m in ms), dtype=np.int64, count=int(sizes.sum()))
+        r_pos = _positions(ids, reps, "previous groups")
+        m_pos = _positions(ids, members, "previous groups")
+        owner = np.repeat(r_pos, sizes)  # representative position of each member
+        if is_new[r_pos].any() or is_new[m_pos].any():
+            bad = reps[is_new[r_pos]] if is_new[r_pos].any() else np.repeat(reps, sizes)[is_new[m_pos]]
+            raise GroupingInputError(f"new_ids overlap the previous group of representative {int(bad[0])}")
+        both = np.concatenate([r_pos, m_pos])
+        want = np.concatenate([r_pos, owner])
+        order = np.argsort(both, kind="stable")
+        both, want = both[order], want[order]
+        same = both[1:] == both[:-1]
+        clash = same & (want[1:] != want[:-1])
+        if clash.any():
+            at = int(want[1:][clash][0])
+            raise GroupingInputError(f"previous groups overlap at the group of representative {int(ids[at])}")
+        assigned[both] = want
     # old images in no previous group were alone: representatives of one-image groups
     alone = (assigned < 0) & ~is_new
     assigned[alone] = np.flatnonzero(alone)

@@ -10,6 +10,13 @@ at shape (a colour-histogram classifier stays near chance). Labels are matched b
     aster / starfish / star -> five-armed starfish
 
 Any other label (``None`` included) falls back to :func:`imagegen.abstract_content` ("junk").
+
+Only shape may differ: the specimen is scaled so that the share of the picture it covers comes from
+one distribution for every clade (a thin belemnite is drawn larger than a round ammonoid), and the
+same matrix speckles and detail strokes are sprinkled on every picture, so neither the amount of
+specimen colour nor the amount of dark detail colour gives the clade away.
+:data:`CLADE_DRAWERS` maps the taxonomy's clade names to their drawers (the offline sample source
+in :mod:`crawler.emulators.sample` uses it).
 """
 
 from __future__ import annotations
@@ -119,7 +126,7 @@ def frond(d: ImageDraw.ImageDraw, rng: random.Random, col, dark):
 
 def belemnite(d: ImageDraw.ImageDraw, rng: random.Random, col, dark):
     c = S / 2
-    half = S * rng.uniform(0.06, 0.1)
+    half = S * rng.uniform(0.08, 0.12)
     top, tip = S * 0.05, S * 0.95
     body = [(c - half, top), (c + half, top), (c + half, tip - half * 4), (c, tip), (c - half, tip - half * 4)]
     d.polygon(body, fill=col)
@@ -152,6 +159,13 @@ DRAWERS = {
 }
 
 
+#: the taxonomy's clade names (dataset_db/taxonomy.toml) -> drawer
+CLADE_DRAWERS = {
+    "Ammonoid": ammonoid, "Trilobite": trilobite, "Shark teeth": shark_tooth, "Pteridophyte": frond,
+    "Belemnite": belemnite, "Starfish": starfish,
+}
+
+
 def drawer_for(label: str | None):
     if not label:
         return None
@@ -160,6 +174,22 @@ def drawer_for(label: str | None):
         if key in label:
             return fn
     return None
+
+
+#: share of the picture the specimen covers, drawn from this one range for every clade
+COVER_RANGE = (0.12, 0.26)
+
+
+def _speckles(d: ImageDraw.ImageDraw, rng: random.Random, w: int, h: int, col, dark) -> None:
+    """Matrix grains and stray strokes in the specimen's own colours (the same amount for every clade)."""
+    for _ in range(rng.randint(6, 18)):
+        x, y, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(1.0, 3.5) * max(w, h) / 256
+        d.ellipse((x - r, y - r, x + r, y + r), fill=rng.choice((col, dark)))
+    for _ in range(rng.randint(2, 6)):
+        x, y = rng.uniform(0, w), rng.uniform(0, h)
+        a, length = rng.uniform(0, 2 * math.pi), rng.uniform(0.03, 0.1) * max(w, h)
+        d.line([(x, y), (x + length * math.cos(a), y + length * math.sin(a))], fill=dark,
+               width=max(1, round(max(w, h) / 200)))
 
 
 def render_specimen(rng: random.Random, drawer, w: int, h: int) -> Image.Image:
@@ -174,16 +204,23 @@ def render_specimen(rng: random.Random, drawer, w: int, h: int) -> Image.Image:
     layer = Image.new("RGBA", (S, S), (0, 0, 0, 0))
     drawer(ImageDraw.Draw(layer), rng, col + (255,), dark + (255,))
     layer = layer.rotate(rng.uniform(0, 360), resample=Image.Resampling.BILINEAR, expand=True)
-    side = int(min(w, h) * rng.uniform(0.55, 0.95))
-    layer = layer.resize((side, side), Image.Resampling.BILINEAR)
-    x = int((w - side) / 2 + rng.uniform(-0.1, 0.1) * w)
-    y = int((h - side) / 2 + rng.uniform(-0.1, 0.1) * h)
+    layer = layer.crop(layer.getbbox() or (0, 0, layer.width, layer.height))
+    # scale so the specimen covers a share of the picture drawn from one range for every clade
+    drawn = float(np.asarray(layer.getchannel("A"), np.float32).sum() / 255.0) or 1.0
+    cover = rng.uniform(*COVER_RANGE) * w * h
+    k = math.sqrt(cover / drawn)
+    k = min(k, 1.15 * max(w, h) / max(layer.size))  # long thin shapes may run off the picture, not far
+    lw, lh = max(1, int(layer.width * k)), max(1, int(layer.height * k))
+    layer = layer.resize((lw, lh), Image.Resampling.BILINEAR)
+    x = int((w - lw) / 2 + rng.uniform(-0.12, 0.12) * w)
+    y = int((h - lh) / 2 + rng.uniform(-0.12, 0.12) * h)
     if rng.random() < 0.5:  # soft shadow
         shadow = Image.new("RGBA", layer.size, (0, 0, 0, 0))
         shadow.putalpha(layer.getchannel("A").point(lambda a: a * 0.35))
         shadow = shadow.filter(ImageFilter.BoxBlur(5))
         img.paste(shadow, (x + 6, y + 6), shadow)
     img.paste(layer, (x, y), layer)
+    _speckles(ImageDraw.Draw(img), rng, w, h, col, dark)
     dim = rng.uniform(0.65, 1.0)
     light = 1.0 - (1.0 - dim) * ramp(w, h, rng.uniform(0, 2 * math.pi))
     img = Image.fromarray(np.clip(np.asarray(img, np.float32) * light[..., None], 0, 255).astype(np.uint8), "RGB")
