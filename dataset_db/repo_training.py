@@ -8,16 +8,14 @@ from sqlalchemy.orm import Session
 
 from . import status as st
 from .errors import FidError
-from .models import Clade, Export, ExportItem, Image, ReviewState, Suspect, TrainingRun, utcnow
+from .models import Clade, ExportItem, Image, ReviewState, Suspect, TrainingRun, utcnow
+from .repo_export import UnknownExportNameError, export_names, record_export, require_export  # noqa: F401
 
 BATCH = 1000
 
 
-class UnknownExportError(FidError):
-    def __init__(self, name: str, known: list[str]):
-        shown = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
-        super().__init__(f"unknown export {name!r}; choose from: {shown or '(none: run `fid export` first)'}")
-        self.name = name
+# one definition of an unknown export, shared with the export writer
+UnknownExportError = UnknownExportNameError
 
 
 class UnknownTrainingRunError(FidError):
@@ -32,17 +30,9 @@ def _check_splits(splits) -> tuple[str, ...]:
     return splits
 
 
-def export_names(s: Session) -> list[str]:
-    return list(s.scalars(select(Export.name).order_by(Export.created_at, Export.name)))
-
-
 def get_export(s: Session, name: str) -> dict:
-    """``{"id", "name", "taxonomy_version", "params", "counts"}`` of export ``name``."""
-    e = s.scalar(select(Export).where(Export.name == name))
-    if e is None:
-        raise UnknownExportError(name, export_names(s))
-    return {"id": e.id, "name": e.name, "taxonomy_version": e.taxonomy_version or "",
-            "params": dict(e.params or {}), "counts": dict(e.counts or {})}
+    """``{"id", "name", "taxonomy_version", "params", "counts", "out_dir"}`` of export ``name``."""
+    return require_export(s, name)
 
 
 def clade_superclades(s: Session) -> dict[str, str]:
@@ -98,24 +88,13 @@ def export_items(s: Session, name: str, splits=st.SPLITS, distinct_images: bool 
 
 def create_export(s: Session, name: str, items: list[dict], taxonomy_version: str = "",
                   params: dict | None = None, out_dir: str = "") -> int:
-    """Record an export and its items (dicts with image_id, split, clade, and optionally repeat,
-    group_key, file) in batches. Used by the export writer and by synthetic demo data."""
-    if s.scalar(select(Export.id).where(Export.name == name)) is not None:
-        raise FidError(f"export {name!r} already exists; choose another name")
-    _check_splits({it["split"] for it in items})
+    """Record an export and its items without writing files (synthetic demo and test data); the
+    export writer's :func:`dataset_db.repo_export.record_export` does the work."""
     counts: dict[str, int] = {}
     for it in items:
         counts[it["split"]] = counts.get(it["split"], 0) + 1
-    e = Export(name=name, params=params or {}, counts=counts, taxonomy_version=taxonomy_version,
-               out_dir=out_dir)
-    s.add(e)
-    s.flush()
-    rows = [{"export_id": e.id, "image_id": it["image_id"], "repeat": it.get("repeat", 0),
-             "split": it["split"], "clade": it["clade"], "group_key": it.get("group_key", ""),
-             "file": it.get("file", "")} for it in items]
-    for i in range(0, len(rows), BATCH):
-        s.execute(insert(ExportItem), rows[i:i + BATCH])
-    return e.id
+    return record_export(s, name, items, params=params or {}, counts=counts,
+                         taxonomy_version=taxonomy_version, out_dir=out_dir)
 
 
 def add_stored_images(s: Session, rows: list[dict]) -> list[int]:

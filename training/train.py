@@ -9,7 +9,6 @@ random-crop augmentation, 60 epochs.
 from __future__ import annotations
 
 import csv
-import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
