@@ -28,7 +28,9 @@ Fairness, what each side skips (both read every byte from the same server, over 
                process, so both have the same number of requests in flight; one shard per process.
 
 Prints images/s for both and the ratio fid/img2dataset (target >= 1.0), per repeat (the order of
-the two alternates between repeats), and a JSON line with everything.
+the two alternates between repeats), the CPU time (user + system of the whole process tree, the
+server excluded) per image, which is steadier than wall time on a shared machine, and a JSON line
+with everything.
 ``--py-spy OUT.svg`` runs fid once more under ``py-spy record --subprocesses`` (timings of that run
 are not comparable; py-spy must be in fid's venv: ``.venv/bin/pip install py-spy``).
 """
@@ -39,6 +41,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -119,23 +122,31 @@ def fid_command(work: Path, args) -> list[str]:
     return [sys.executable, "-m", "crawler.runner", "--db", str(work / "cat.sqlite"), "--store",
             str(work / "store"), "fetch", "--json", "--workers", str(args.processes), "--per-domain",
             str(args.per_domain), "--no-autothrottle", "--batch-size", str(args.batch_size),
-            "--set", f"CONCURRENT_REQUESTS={args.per_domain * args.hosts}", "--set", "ROBOTSTXT_OBEY=false"]
+            "--set", f"CONCURRENT_REQUESTS={args.per_domain * args.hosts}", "--set", "ROBOTSTXT_OBEY=false",
+            *[a for kv in args.fid_set for a in ("--set", kv)]]
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of every finished child and grandchild so far."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def run_fid(work: Path, urls: list[str], args, wrap: list[str] | None = None) -> dict:
     fid_prepare(work, urls)
     cmd = (wrap or []) + fid_command(work, args)
-    t = time.perf_counter()
+    cpu, t = children_cpu(), time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=work,
                        env=clean_env(PYTHONPATH=str(REPO), FID_CONTACT="bench@example.org"))
-    secs = time.perf_counter() - t
+    secs, cpu = time.perf_counter() - t, children_cpu() - cpu
     if r.returncode != 0:
         return {"error": (r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1][:300],
                 "stderr": r.stderr[-3000:]}
-    res = json.loads(r.stdout[r.stdout.index("{"):])
+    res, _ = json.JSONDecoder().raw_decode(r.stdout[r.stdout.index("{"):])  # py-spy may print after it
     ok = res["totals"]["stored"] + res["totals"]["duplicate"]
     return {"seconds": round(secs, 2), "images": ok, "images_per_s": round(ok / secs, 1),
-            "inner_seconds": res["seconds"], "statuses": res["statuses"], "stderr": r.stderr[-2000:]}
+            "cpu_ms_per_image": round(cpu * 1000 / max(ok, 1), 2), "inner_seconds": res["seconds"],
+            "statuses": res["statuses"], "stderr": r.stderr[-2000:]}
 
 
 # ---- img2dataset ----------------------------------------------------------------------------------
@@ -152,15 +163,16 @@ def i2d_command(exe: Path, url_file: Path, out: Path, n: int, args) -> list[str]
 
 def run_i2d(exe: Path, url_file: Path, out: Path, n: int, args) -> dict:
     cmd = i2d_command(exe, url_file, out, n, args)
-    t = time.perf_counter()
+    cpu, t = children_cpu(), time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=out.parent,
                        env=clean_env(NO_ALBUMENTATIONS_UPDATE="1", WANDB_MODE="disabled"))
-    secs = time.perf_counter() - t
+    secs, cpu = time.perf_counter() - t, children_cpu() - cpu
     got = len(list(out.rglob("*.jpg"))) if out.exists() else 0
     if r.returncode != 0 or not got:
         return {"error": (r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1][:300],
                 "images": got, "seconds": round(secs, 2)}
-    return {"seconds": round(secs, 2), "images": got, "images_per_s": round(got / secs, 1)}
+    return {"seconds": round(secs, 2), "images": got, "images_per_s": round(got / secs, 1),
+            "cpu_ms_per_image": round(cpu * 1000 / got, 2)}
 
 
 # ---- main -----------------------------------------------------------------------------------------
@@ -175,6 +187,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=0,
                     help="img2dataset thread_count per process (default: ceil(per-domain x hosts / P))")
     ap.add_argument("--batch-size", type=int, default=500, help="fid catalog batch size")
+    ap.add_argument("--fid-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra Scrapy/fid setting for the fid run (repeatable), e.g. FID_MAX_INFLIGHT=64")
     ap.add_argument("--repeat", type=int, default=1, help="run the comparison this many times")
     ap.add_argument("--venv", default=str(I2D_VENV), help="img2dataset's virtual environment")
     ap.add_argument("--no-img2dataset", action="store_true", help="time fid only")
@@ -221,7 +235,8 @@ def main(argv=None) -> int:
                             print(f"[{i + 1}] fid fetch failed: {f['error']}\n{f['stderr']}")
                             return 1
                         print(f"[{i + 1}] fid fetch:   {f['images']:,} images in {f['seconds']:.1f}s = "
-                              f"{f['images_per_s']:.1f} images/s (inside the crawl: {f['inner_seconds']:.1f}s)",
+                              f"{f['images_per_s']:.1f} images/s (inside the crawl: {f['inner_seconds']:.1f}s); "
+                              f"CPU {f['cpu_ms_per_image']:.1f} ms/image",
                               flush=True)
                         del f["stderr"]
                     elif exe:
@@ -231,7 +246,8 @@ def main(argv=None) -> int:
                             print(f"[{i + 1}] img2dataset failed: {g['error']}")
                         else:
                             print(f"[{i + 1}] img2dataset: {g['images']:,} images in {g['seconds']:.1f}s = "
-                                  f"{g['images_per_s']:.1f} images/s", flush=True)
+                                  f"{g['images_per_s']:.1f} images/s; CPU {g['cpu_ms_per_image']:.1f} ms/image",
+                                  flush=True)
                 if "images_per_s" in run.get("img2dataset", {}):
                     run["ratio"] = round(run["fid"]["images_per_s"] / run["img2dataset"]["images_per_s"], 2)
                     print(f"[{i + 1}] ratio fid/img2dataset: {run['ratio']:.2f} (target >= 1.0)", flush=True)
