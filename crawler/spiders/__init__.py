@@ -139,6 +139,15 @@ class FidSpider(scrapy.Spider):
             return None
 
     # ---- start ----------------------------------------------------------------------------------
+    def json_page(self, response, qi: int):
+        """The JSON body of a result page, counted as a page seen; None (recorded) when unusable."""
+        if self.bad_status(response, qi):
+            return None
+        data = self.json(response, qi)
+        if data is not None:
+            self.page_seen(qi)
+        return data
+
     async def start(self):
         for qi in range(len(self.queries)):
             for req in self.first_requests(qi):

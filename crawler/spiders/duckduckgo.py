@@ -43,12 +43,9 @@ class DuckDuckGoSpider(FidSpider):
 
     def parse(self, response):
         qi, vqd = response.meta["qi"], response.meta["vqd"]
-        if self.bad_status(response, qi):
-            return
-        data = self.json(response, qi)
+        data = self.json_page(response, qi)
         if data is None:
             return
-        self.page_seen(qi)
         results = data.get("results") or []
         for r in results:
             item = self.emit(qi, r.get("image"), page_url=r.get("url") or "", title=r.get("title") or "",

@@ -44,12 +44,9 @@ class GbifSpider(FidSpider):
 
     def parse(self, response):
         qi, key, offset = response.meta["qi"], response.meta["key"], response.meta["offset"]
-        if self.bad_status(response, qi):
-            return
-        data = self.json(response, qi)
+        data = self.json_page(response, qi)
         if data is None:
             return
-        self.page_seen(qi)
         results = data.get("results") or []
         for occ in results:
             record = {k: occ[k] for k in RECORD_FIELDS if occ.get(k) is not None}

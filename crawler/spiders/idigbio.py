@@ -48,12 +48,9 @@ class IdigbioSpider(FidSpider):
 
     def parse(self, response):
         qi, offset = response.meta["qi"], response.meta["offset"]
-        if self.bad_status(response, qi):
-            return
-        data = self.json(response, qi)
+        data = self.json_page(response, qi)
         if data is None:
             return
-        self.page_seen(qi)
         items = data.get("items") or []
         for it in items:
             terms, raw, uuid = it.get("indexTerms") or {}, it.get("data") or {}, it.get("uuid")

@@ -31,12 +31,9 @@ class WikimediaSpider(FidSpider):
 
     def parse(self, response):
         qi = response.meta["qi"]
-        if self.bad_status(response, qi):
-            return
-        data = self.json(response, qi)
+        data = self.json_page(response, qi)
         if data is None:
             return
-        self.page_seen(qi)
         pages = ((data.get("query") or {}).get("pages")) or []
         if isinstance(pages, dict):  # formatversion=1
             pages = list(pages.values())
