@@ -174,18 +174,8 @@ def main(argv=None) -> int:
         rows = []
         for data in sets:
             rows += dedup_search.run(data, a.n, a.threshold, a.brute_sample, False, a.seed, a.bases, a.planted)
-        hdr = (f"{'data':<10} {'backend':<34} {'seconds':>9} {'cpu s':>8} {'recall':>7} {'planted':>8} "
-               f"{'vs brute':>9} {'(cpu)':>7}  exact on sample")
-        print(hdr)
-        print("-" * len(hdr))
-        for r in rows:
-            mark = "~" if r["estimated"] else " "
-            rec = "n/a" if math.isnan(r["recall"]) else f"{r['recall']:.4f}"
-            print(f"{r['data']:<10} {r['backend']:<34} {mark}{r['wall']:>8.2f} {mark}{r['cpu']:>7.2f} {rec:>7} "
-                  f"{r['planted']:>8,} {r['ratio']:>8.1f}x {r['cpu_ratio']:>6.1f}x  {r['exact']}")
-            if r["exact"] not in ("yes", "reference") or (not math.isnan(r["recall"]) and r["recall"] != 1.0):
-                ok = False
-        print(f"~ = brute force on a {min(a.brute_sample, a.n):,}-hash sample, extrapolated by (n / sample)^2.")
+        dedup_search.print_rows(rows, a.brute_sample, a.n)
+        ok = ok and dedup_search.rows_ok(rows)
     return 0 if ok else 1
 
 

@@ -229,6 +229,29 @@ def run(data: str, n: int, threshold: int, brute_sample: int, full_brute: bool, 
     return rows
 
 
+def print_rows(rows: list[dict], brute_sample: int, n: int) -> None:
+    """The results table (also used by bench/dedup.py)."""
+    hdr = (f"{'data':<10} {'backend':<34} {'n':>8} {'t':>2} {'seconds':>9} {'cpu s':>8} {'pairs':>18} "
+           f"{'recall':>7} {'planted':>8} {'vs brute':>9} {'(cpu)':>7}  exact on sample")
+    print(hdr)
+    print("-" * len(hdr))
+    for r in rows:
+        mark = "~" if r["estimated"] else " "
+        rec = "n/a" if math.isnan(r["recall"]) else f"{r['recall']:.4f}"
+        print(f"{r['data']:<10} {r['backend']:<34} {r['n']:>8,} {r['threshold']:>2} {mark}{r['wall']:>8.2f} "
+              f"{mark}{r['cpu']:>7.2f} {r['pairs']:>18} {rec:>7} {r['planted']:>8,} {r['ratio']:>8.1f}x "
+              f"{r['cpu_ratio']:>6.1f}x  {r['exact']}")
+    print(f"~ = extrapolated by (n / sample)^2 from brute force on a {min(brute_sample, n):,}-hash sample. "
+          "recall: exact, over every planted pair. 'exact on sample': the backend's pairs equal brute force's "
+          "on that sample. 'cpu s' counts all threads; wall seconds depend on other load on the machine.")
+
+
+def rows_ok(rows: list[dict]) -> bool:
+    """Every backend exact on the sample and every planted pair found."""
+    return all(r["exact"] in ("yes", "reference") and (math.isnan(r["recall"]) or r["recall"] == 1.0)
+               for r in rows)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=415_000)
@@ -254,21 +277,8 @@ def main(argv=None) -> int:
     for data in sets:
         rows += run(data, a.n, a.threshold, a.brute_sample, a.full_brute, a.seed, a.bases, a.planted, (lo, hi))
 
-    hdr = (f"{'data':<10} {'backend':<34} {'n':>8} {'t':>2} {'seconds':>9} {'cpu s':>8} {'pairs':>18} "
-           f"{'recall':>7} {'planted':>8} {'vs brute':>9} {'(cpu)':>7}  exact on sample")
-    print(hdr)
-    print("-" * len(hdr))
-    for r in rows:
-        mark = "~" if r["estimated"] else " "
-        rec = "n/a" if math.isnan(r["recall"]) else f"{r['recall']:.4f}"
-        print(f"{r['data']:<10} {r['backend']:<34} {r['n']:>8,} {r['threshold']:>2} {mark}{r['wall']:>8.2f} "
-              f"{mark}{r['cpu']:>7.2f} {r['pairs']:>18} {rec:>7} {r['planted']:>8,} {r['ratio']:>8.1f}x "
-              f"{r['cpu_ratio']:>6.1f}x  {r['exact']}")
-    print(f"~ = extrapolated by (n / sample)^2 from brute force on a {min(a.brute_sample, a.n):,}-hash sample. "
-          "recall: exact, over every planted pair. 'exact on sample': the backend's pairs equal brute force's "
-          "on that sample. 'cpu s' counts all threads; wall seconds depend on other load on the machine.")
-    return 0 if all(r["exact"] in ("yes", "reference") and (math.isnan(r["recall"]) or r["recall"] == 1.0)
-                    for r in rows) else 1
+    print_rows(rows, a.brute_sample, a.n)
+    return 0 if rows_ok(rows) else 1
 
 
 if __name__ == "__main__":
