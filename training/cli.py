@@ -183,13 +183,25 @@ def predict(model_dir, images, top, as_json):
 @click.argument("image", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG to write.")
 @click.option("--clade", default=None, help="Clade to explain [default: the top prediction].")
-def explain(model_dir, image, out, clade):
-    """Grad-CAM heat map of IMAGE (TensorFlow, JAX and PyTorch backends)."""
+@click.option("--guided/--no-guided", default=None,
+              help="Also write guided Grad-CAM to OUT-guided.png [default: on with TensorFlow and JAX; "
+                   "PyTorch: Grad-CAM only].")
+@click.option("--json", "as_json", is_flag=True)
+def explain(model_dir, image, out, clade, guided, as_json):
+    """Grad-CAM heat map of IMAGE, and guided Grad-CAM (TensorFlow and JAX backends)."""
     _require_keras("explain")
     from .explain import explain as run_explain
 
-    res = run_explain(model_dir, image, out, clade)
-    console().print(f"{res['clade']} (p = {res['p']:.2f}); Grad-CAM written to {res['out']}")
+    res = run_explain(model_dir, image, out, clade, guided=guided)
+    if as_json:
+        echo_json({k: v for k, v in res.items() if not hasattr(v, "shape")})
+        return
+    c = console()
+    c.print(f"{res['clade']} (p = {res['p']:.2f}); Grad-CAM written to {res['out']}")
+    if res["guided_out"]:
+        c.print(f"guided Grad-CAM ({res['guided_relus']} guided ReLUs) written to {res['guided_out']}")
+    if res["note"]:
+        c.print(f"note: {res['note']}")
 
 
 @click.command()
