@@ -226,7 +226,7 @@ def sample_source():
 
 @sample_source.command("serve")
 @click.option("--size", type=click.Choice(["demo", "small", "tiny"]), default="demo", show_default=True,
-              help="How many results per clade (demo: ~260, small: ~64, tiny: ~20).")
+              help="How many results per clade (demo: ~400, small: ~64, tiny: ~20).")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
               help="Port of every server (each on its own loopback address); 0: free ports.")

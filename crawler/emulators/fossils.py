@@ -44,10 +44,11 @@ def _shade(c, k: float):
 
 
 def ammonoid(d: ImageDraw.ImageDraw, rng: random.Random, col, dark):
+    """A round, evolute shell: a bold logarithmic spiral (the whorl sutures) crossed by ribs."""
     c = S / 2
     R = S * 0.46
     d.ellipse((c - R, c - R, c + R, c + R), fill=col)
-    ratio = rng.uniform(2.2, 3.2)  # radius growth per whorl
+    ratio = rng.uniform(2.0, 2.8)  # radius growth per whorl
     b = math.log(ratio) / (2 * math.pi)
     turns = 3.2
     pts = []
@@ -55,44 +56,51 @@ def ammonoid(d: ImageDraw.ImageDraw, rng: random.Random, col, dark):
         t = turns * 2 * math.pi * i / 399
         r = R * math.exp(b * (t - turns * 2 * math.pi))
         pts.append((c + r * math.cos(t), c + r * math.sin(t)))
-    d.line(pts, fill=dark, width=max(2, S // 70))
-    n_ribs = rng.randint(22, 40)
-    for k in range(n_ribs * 2):
+    d.line(pts, fill=dark, width=max(3, S // 36))
+    d.ellipse((c - R, c - R, c + R, c + R), outline=dark, width=max(2, S // 60))
+    n_ribs = rng.randint(18, 30)
+    for k in range(n_ribs * 3):
         t = turns * 2 * math.pi - 2 * math.pi * k / n_ribs
         if t < 2 * math.pi:
             break
         r0 = R * math.exp(b * (t - 2 * math.pi - turns * 2 * math.pi))
         r1 = R * math.exp(b * (t - turns * 2 * math.pi))
         d.line([(c + r0 * math.cos(t), c + r0 * math.sin(t)), (c + r1 * math.cos(t), c + r1 * math.sin(t))],
-               fill=dark, width=max(1, S // 120))
+               fill=dark, width=max(2, S // 90))
 
 
 def trilobite(d: ImageDraw.ImageDraw, rng: random.Random, col, dark):
+    """A long body in three parts: a half-moon head with backward spines, a banded thorax of
+    segments, a small tail shield; three lobes along its length."""
     c = S / 2
-    w, h = S * rng.uniform(0.28, 0.36), S * 0.46
-    d.ellipse((c - w, c - h, c + w, c + h), fill=col)
-    ceph = c - h * 0.45
-    d.arc((c - w, c - h, c + w, ceph + h * 0.35), 180, 360, fill=dark, width=3)
-    d.line([(c - w, ceph), (c + w, ceph)], fill=dark, width=3)
-    for sx in (-1, 1):  # eyes and genal spines
-        ex = c + sx * w * 0.45
-        d.ellipse((ex - 6, ceph - 18, ex + 6, ceph - 6), fill=dark)
-        d.line([(c + sx * w * 0.9, ceph), (c + sx * w * 1.05, ceph + h * 0.5)], fill=dark, width=3)
-    n = rng.randint(8, 14)
-    pyg = c + h * 0.6
-    for i in range(1, n + 1):  # thoracic segments
-        y = ceph + (pyg - ceph) * i / (n + 1)
-        half = w * math.sqrt(max(0.0, 1 - ((y - c) / h) ** 2))
-        d.line([(c - half, y), (c + half, y)], fill=dark, width=2)
-    ax = w * 0.3  # axial lobe
-    d.line([(c - ax, ceph), (c - ax * 0.6, c + h * 0.9)], fill=dark, width=3)
-    d.line([(c + ax, ceph), (c + ax * 0.6, c + h * 0.9)], fill=dark, width=3)
+    w = S * rng.uniform(0.2, 0.26)  # half width of the thorax
+    top, bottom = S * 0.04, S * 0.96
+    ceph_h = (bottom - top) * 0.26
+    ceph_y = top + ceph_h
+    cw = w * 1.35  # the head is wider than the thorax
+    d.pieslice((c - cw, top, c + cw, ceph_y + ceph_h), 180, 360, fill=col)
+    for sx in (-1, 1):  # genal spines, running back along the thorax
+        d.polygon([(c + sx * cw, ceph_y - 2), (c + sx * cw * 0.8, ceph_y - 2),
+                   (c + sx * cw * 1.05, ceph_y + (bottom - ceph_y) * 0.45)], fill=col)
+        ex = c + sx * cw * 0.45
+        d.ellipse((ex - S * 0.035, ceph_y - ceph_h * 0.55, ex + S * 0.035, ceph_y - ceph_h * 0.25), fill=dark)
+    pyg_y = bottom - (bottom - top) * 0.16
+    d.rectangle((c - w, ceph_y, c + w, pyg_y), fill=col)
+    d.pieslice((c - w, pyg_y - (bottom - pyg_y), c + w, bottom), 0, 180, fill=col)
+    n = rng.randint(9, 13)
+    for i in range(n + 1):  # bold segment bands
+        y = ceph_y + (pyg_y - ceph_y) * i / n
+        d.line([(c - w, y), (c + w, y)], fill=dark, width=max(3, S // 70))
+    ax = w * 0.32  # axial furrows: the three lobes
+    d.line([(c - ax, ceph_y - ceph_h * 0.7), (c - ax * 0.7, bottom - S * 0.04)], fill=dark, width=max(3, S // 64))
+    d.line([(c + ax, ceph_y - ceph_h * 0.7), (c + ax * 0.7, bottom - S * 0.04)], fill=dark, width=max(3, S // 64))
+    d.line([(c - cw, ceph_y), (c + cw, ceph_y)], fill=dark, width=max(3, S // 64))
 
 
 def shark_tooth(d: ImageDraw.ImageDraw, rng: random.Random, col, dark):
     c = S / 2
-    half = S * rng.uniform(0.22, 0.3)
-    top, base = S * 0.06, S * 0.72
+    half = S * rng.uniform(0.3, 0.38)
+    top, base = S * 0.06, S * 0.7
     lean = rng.uniform(-0.12, 0.12) * S
     left = [(c - half + (c + lean - (c - half)) * t, base + (top - base) * t - 10 * math.sin(math.pi * t))
             for t in np.linspace(0, 1, 12)]
@@ -105,7 +113,7 @@ def shark_tooth(d: ImageDraw.ImageDraw, rng: random.Random, col, dark):
     root = [(c - half * 1.1, base), (c + half * 1.1, base), (c + half * 0.7, S * 0.92), (c + 8, S * 0.82),
             (c - 8, S * 0.82), (c - half * 0.7, S * 0.92)]
     d.polygon(root, fill=_shade(col, 0.75))
-    d.line([(c - half, base), (c + half, base)], fill=dark, width=3)
+    d.line([(c - half, base), (c + half, base)], fill=dark, width=max(3, S // 60))
 
 
 def frond(d: ImageDraw.ImageDraw, rng: random.Random, col, dark):
@@ -177,7 +185,9 @@ def drawer_for(label: str | None):
 
 
 #: share of the picture the specimen covers, drawn from this one range for every clade
-COVER_RANGE = (0.12, 0.26)
+COVER_RANGE = (0.2, 0.4)
+#: smallest difference of the channel sums of specimen and background
+CONTRAST = 200
 
 
 def _speckles(d: ImageDraw.ImageDraw, rng: random.Random, w: int, h: int, col, dark) -> None:
@@ -198,8 +208,8 @@ def render_specimen(rng: random.Random, drawer, w: int, h: int) -> Image.Image:
     bg2 = _shade(bg, rng.uniform(0.7, 1.2))
     img = gradient(w, h, bg, bg2, rng.uniform(0, 2 * math.pi))
     col = _earth(rng)
-    if abs(sum(col) - sum(bg)) < 120:  # keep contrast: same rule for every clade
-        col = _shade(col, 0.55) if sum(bg) > 382 else _shade(col, 1.5)
+    if abs(sum(col) - sum(bg)) < CONTRAST:  # keep contrast: same rule for every clade
+        col = _shade(bg, rng.uniform(0.35, 0.55)) if sum(bg) > 382 else _shade(bg, rng.uniform(1.6, 2.2))
     dark = _shade(col, rng.uniform(0.45, 0.7))
     layer = Image.new("RGBA", (S, S), (0, 0, 0, 0))
     drawer(ImageDraw.Draw(layer), rng, col + (255,), dark + (255,))
@@ -212,8 +222,11 @@ def render_specimen(rng: random.Random, drawer, w: int, h: int) -> Image.Image:
     k = min(k, 1.15 * max(w, h) / max(layer.size))  # long thin shapes may run off the picture, not far
     lw, lh = max(1, int(layer.width * k)), max(1, int(layer.height * k))
     layer = layer.resize((lw, lh), Image.Resampling.BILINEAR)
-    x = int((w - lw) / 2 + rng.uniform(-0.12, 0.12) * w)
-    y = int((h - lh) / 2 + rng.uniform(-0.12, 0.12) * h)
+    x = int((w - lw) / 2 + rng.uniform(-0.2, 0.2) * w)
+    y = int((h - lh) / 2 + rng.uniform(-0.2, 0.2) * h)
+    # keep a specimen that fits wholly inside the picture (the same visible share for every clade)
+    x = min(max(x, min(0, w - lw)), max(0, w - lw))
+    y = min(max(y, min(0, h - lh)), max(0, h - lh))
     if rng.random() < 0.5:  # soft shadow
         shadow = Image.new("RGBA", layer.size, (0, 0, 0, 0))
         shadow.putalpha(layer.getchannel("A").point(lambda a: a * 0.35))
