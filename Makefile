@@ -74,7 +74,7 @@ kill "$$REVIEW"; wait "$$REVIEW" 2>/dev/null || true; REVIEW=
 step "fid export: a leak-free stratified split"
 fid export demo --include-unreviewed --ratios 0.7,0.15,0.15
 step "fid train --arch small_cnn ($(DEMO_EPOCHS) epochs at $(DEMO_IMAGE_SIZE) px)"
-fid train --export demo --out runs/demo --arch small_cnn --weights none --freeze none --epochs "$(DEMO_EPOCHS)" --image-size "$(DEMO_IMAGE_SIZE)" --batch-size 32 --lr 3e-3 --decay-rate 0.94 --augment flip,rotate > "$$OUT/logs/train.log" 2>&1 || { tail -n 40 "$$OUT/logs/train.log"; exit 1; }
+fid train --export demo --out runs/demo --arch small_cnn --weights none --epochs "$(DEMO_EPOCHS)" --image-size "$(DEMO_IMAGE_SIZE)" --batch-size 32 --lr 3e-3 --decay-rate 0.94 --augment flip,rotate > "$$OUT/logs/train.log" 2>&1 || { tail -n 40 "$$OUT/logs/train.log"; exit 1; }
 tail -n 20 "$$OUT/logs/train.log"
 step "fid evaluate"
 fid evaluate --model runs/demo 2>&1 | grep -v -e '^WARNING: All log' -e '^I0000'

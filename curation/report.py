@@ -23,10 +23,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import html
-import io
 import json
 import shutil
-from collections import Counter
 from pathlib import Path
 
 from PIL import Image
@@ -47,51 +45,6 @@ class ReportError(FidError):
 
 # ---- reading the catalog ---------------------------------------------------------------------------
 
-def _latest_training_run(s) -> dict | None:
-    """The training run with the highest id (ids are never reused: gallop, then bisect)."""
-    from dataset_db.repo_training import UnknownTrainingRunError, get_training_run
-
-    def get(i):
-        try:
-            return get_training_run(s, i)
-        except UnknownTrainingRunError:
-            return None
-
-    if get(1) is None:
-        return None
-    lo, hi = 1, 2
-    while get(hi) is not None:
-        lo, hi = hi, hi * 2
-    while hi - lo > 1:  # get(lo) exists, get(hi) does not
-        mid = (lo + hi) // 2
-        if get(mid) is not None:
-            lo = mid
-        else:
-            hi = mid
-    return get(lo)
-
-
-def _decision_counts(s) -> dict:
-    from dataset_db.repo_review import export_decisions
-
-    buf = io.StringIO()
-    export_decisions(s, buf)
-    buf.seek(0)
-    by_decision: Counter = Counter()
-    by_reviewer: Counter = Counter()
-    reasons: Counter = Counter()
-    n = 0
-    for row in csv.DictReader(buf):
-        n += 1
-        by_decision[row["decision"]] += 1
-        reviewer = row["reviewer"]
-        by_reviewer["automatic rules" if reviewer.startswith("auto:") else reviewer] += 1
-        if row["decision"] == "reject":
-            reasons[row["reason"] or "unspecified"] += 1
-    return {"total": n, "by_decision": dict(by_decision.most_common()),
-            "by_reviewer": dict(by_reviewer.most_common()), "reject_reasons_history": dict(reasons.most_common())}
-
-
 def read_catalog(catalog, *, groups: int = GROUPS_SHOWN, suspects_limit: int = SUSPECTS_SHOWN,
                  training_run_id: int | None = None) -> dict:
     """Everything the report needs from the catalog, through the dataset_db read functions."""
@@ -104,12 +57,12 @@ def read_catalog(catalog, *, groups: int = GROUPS_SHOWN, suspects_limit: int = S
         groups_shown = repo_dedup.report_groups(s, largest=groups)
         dedup = repo_export.dedup_settings(s)
         last = repo_dedup.last_dedup_run(s)
-        decisions = _decision_counts(s)
+        decisions = repo_review.decision_counts(s)
         reasons = repo_export.reject_reasons(s)
         queues = repo_review.queue_counts(s)
         exports = repo_export.export_names(s)
         run = (repo_training.get_training_run(s, training_run_id) if training_run_id
-               else _latest_training_run(s))
+               else repo_training.latest_training_run(s))
         sus = repo_training.suspects(s, run["id"] if run else None, limit=suspects_limit) if run else []
         for r in sus:
             r["store"] = repo_review.store_path_of(s, r["image_id"])

@@ -743,3 +743,19 @@ def import_decisions(s: Session, fh) -> dict:
             raise ReviewError(f"line {line}: {exc}") from None
         added += 1
     return {"added": added, "skipped": skipped}
+
+
+def decision_counts(s: Session) -> dict:
+    """The decision history in numbers: by decision, by reviewer (rules together), reject reasons."""
+    from sqlalchemy import case
+
+    who = case((Decision.reviewer.like("auto:%"), "automatic rules"), else_=Decision.reviewer)
+    by_decision = dict(s.execute(select(Decision.decision, func.count()).group_by(Decision.decision)
+                                 .order_by(func.count().desc(), Decision.decision)).all())
+    by_reviewer = dict(s.execute(select(who, func.count()).group_by(who)
+                                 .order_by(func.count().desc(), who)).all())
+    reason = func.coalesce(Decision.reason, "unspecified")
+    reasons = dict(s.execute(select(reason, func.count()).where(Decision.decision == "reject")
+                             .group_by(reason).order_by(func.count().desc(), reason)).all())
+    return {"total": sum(by_decision.values()), "by_decision": by_decision, "by_reviewer": by_reviewer,
+            "reject_reasons_history": reasons}

@@ -141,6 +141,12 @@ def set_training_status(s: Session, run_id: int, status: str) -> None:
     s.execute(update(TrainingRun).where(TrainingRun.id == run_id).values(status=status))
 
 
+def latest_training_run(s: Session) -> dict | None:
+    """The most recent training run, or None when there is none."""
+    run_id = s.scalar(select(TrainingRun.id).order_by(TrainingRun.id.desc()).limit(1))
+    return None if run_id is None else get_training_run(s, run_id)
+
+
 def get_training_run(s: Session, run_id: int) -> dict:
     r = s.get(TrainingRun, run_id)
     if r is None:

@@ -377,3 +377,15 @@ def test_cli_lists_commands_and_explains_missing_keras(tmp_path):
     assert p.returncode == 1
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and "pip install -e '.[train]'" in lines[0] and "keras" in lines[0], p.stderr
+
+
+def test_freeze_auto_follows_the_paper():
+    """Pretrained weights: the shallow half frozen; from scratch: every layer trains (Table 2)."""
+    from training.models import resolve_freeze
+
+    assert resolve_freeze("auto", "inception_resnet_v2", "imagenet") == "half"
+    assert resolve_freeze("auto", "inception_resnet_v2", "/w/irv2.weights.h5") == "half"
+    assert resolve_freeze("auto", "inception_resnet_v2", None) == "none"
+    assert resolve_freeze("auto", "small_cnn", "imagenet") == "none"
+    assert resolve_freeze("12", "xception", None) == "12"
+    assert resolve_freeze("HALF", "xception", None) == "half"

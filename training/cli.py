@@ -48,8 +48,9 @@ def _fmt(v):
 @click.option("--arch", type=click.Choice(ARCH_NAMES), default="inception_resnet_v2", show_default=True)
 @click.option("--weights", default="imagenet", show_default=True, metavar="imagenet|none|PATH",
               help="ImageNet (Keras's cached download), none (from scratch) or a local weights file.")
-@click.option("--freeze", default="half", show_default=True, metavar="half|none|N",
-              help="half: IRv2 layers before mixed_6a (other archs: first half of the base); N: first N base layers.")
+@click.option("--freeze", default="auto", show_default=True, metavar="auto|half|none|N",
+              help="half: IRv2 layers before mixed_6a (other archs: first half of the base); N: first N base "
+                   "layers; auto: half with pretrained weights, none when training from scratch (the paper).")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True,
               help="adam (lr 2e-4, the authors' TF script) or sgd (momentum 0.9, lr 1e-4, their Keras script).")
 @click.option("--epochs", type=int, default=None, help="Epochs [default: 60; with --resume: the run's own].")

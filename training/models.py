@@ -105,6 +105,15 @@ def build_base(arch: str, image_size: int, weights: str | None = None, seed: int
                             f"{str(exc).splitlines()[0]}") from None
 
 
+def resolve_freeze(spec: str | int | None, arch: str, weights) -> str:
+    """``auto`` (the default) follows the paper's Table 2: freeze the shallow half when pretrained
+    weights are loaded, train every layer from scratch (``--weights none``, ``small_cnn``)."""
+    spec = "none" if spec is None else str(spec).lower()
+    if spec != "auto":
+        return spec
+    return "half" if weights is not None and arch != "small_cnn" else "none"
+
+
 def freeze(base: keras.Model, arch: str, spec: str | int | None) -> int:
     """Freeze the shallow part of ``base``; returns the number of base layers frozen."""
     spec = "none" if spec is None else str(spec).lower()

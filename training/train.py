@@ -21,7 +21,7 @@ from .errors import TrainingError
 class TrainConfig:
     arch: str = "inception_resnet_v2"
     weights: str = "imagenet"          # imagenet | none | PATH
-    freeze: str = "half"               # half | none | N
+    freeze: str = "auto"               # auto | half | none | N (auto: half when pretrained)
     optimizer: str = "adam"            # adam | sgd
     epochs: int = 60
     batch_size: int = 64
@@ -107,7 +107,7 @@ def train(cat, store: str | Path, export: str | None, out_dir: str | Path, cfg: 
 
     from .data import ImageSequence
     from .items import read_export, to_itemset
-    from .models import build_model, make_optimizer, parse_augment
+    from .models import build_model, make_optimizer, parse_augment, resolve_freeze
     from .plots import plot_curves
 
     exp, items = read_export(cat, export, ("train", "val"))
@@ -129,6 +129,7 @@ def train(cat, store: str | Path, export: str | None, out_dir: str | Path, cfg: 
     keras.utils.set_random_seed(cfg.seed)
     augment = parse_augment(",".join(cfg.augment))
     weights = None if cfg.weights == "none" else cfg.weights
+    cfg.freeze = resolve_freeze(cfg.freeze, cfg.arch, weights)
     model, info = build_model(cfg.arch, len(classes), cfg.image_size, weights, cfg.freeze, augment,
                               cfg.dropout, cfg.seed)
     seq = dict(size=info["input_size"], batch_size=cfg.batch_size, workers=cfg.workers,
