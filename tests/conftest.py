@@ -136,3 +136,29 @@ def cli():
         return runner.invoke(main, [str(a) for a in args], catch_exceptions=False, **kw)
 
     return run
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "test-artifacts"
+
+
+@pytest.fixture
+def browser():
+    """Debian's Chromium driven by Playwright (never `playwright install`).
+
+    Skips without /usr/bin/chromium; fails instead when CI is set (.ci/run installs it).
+    """
+    if not CHROMIUM.exists():
+        if IN_CI:
+            pytest.fail("CI needs /usr/bin/chromium (apt-get install chromium)", pytrace=False)
+        pytest.skip("no /usr/bin/chromium (apt-get install chromium) and CI is not set")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                              args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                                    "--disable-component-update", "--disable-sync"])
+        try:
+            yield b
+        finally:
+            b.close()

@@ -17,7 +17,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
 SECTIONS = ("catalog", "crawl", "duplicates", "review", "export", "training", "metrics", "confusion", "roc",
             "gradcam", "embedding", "suspects")
 
@@ -123,34 +122,21 @@ def test_report_numbers_match_the_catalog(demo):
 
 
 @pytest.mark.slow
-def test_report_renders_in_chromium(demo):
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail("CI needs /usr/bin/chromium (apt-get install chromium)", pytrace=False)
-        pytest.skip("no /usr/bin/chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
+def test_report_renders_in_chromium(demo, browser):
     out, _ = demo
-    ARTIFACTS.mkdir(exist_ok=True)
     errors: list[str] = []
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                                          "--disable-component-update", "--disable-sync"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            requests = []
-            page.on("request", lambda r: requests.append(r.url))
-            page.goto((out / "report" / "index.html").as_uri())
-            page.wait_for_load_state("load")
-            broken = page.evaluate("[...document.images].filter(i => !(i.complete && i.naturalWidth > 0))"
-                                   ".map(i => i.getAttribute('src'))")
-            n_images = page.evaluate("document.images.length")
-            headline = page.inner_text("#top1")
-            page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
-        finally:
-            browser.close()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto((out / "report" / "index.html").as_uri())
+    page.wait_for_load_state("load")
+    broken = page.evaluate("[...document.images].filter(i => !(i.complete && i.naturalWidth > 0))"
+                           ".map(i => i.getAttribute('src'))")
+    n_images = page.evaluate("document.images.length")
+    headline = page.inner_text("#top1")
+    page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
     assert errors == []
     assert broken == [] and n_images > 10
     assert all(u.startswith("file://") for u in requests), [u for u in requests if not u.startswith("file://")]

@@ -6,7 +6,6 @@ Screenshots of the grid and the crop view go to test-artifacts/.
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
@@ -16,16 +15,10 @@ from sqlalchemy import select
 from dataset_db.models import Decision, ReviewState
 from review_helpers import add_image
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 
-def _need_browser():
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail("CI needs /usr/bin/chromium (apt-get install chromium)", pytrace=False)
-        pytest.skip("no /usr/bin/chromium (apt-get install chromium) and CI is not set")
-    return pytest.importorskip("playwright.sync_api")
+expect = pytest.importorskip("playwright.sync_api").expect
 
 
 @pytest.fixture
@@ -50,69 +43,60 @@ def server(tmp_path):
 
 
 @pytest.mark.slow
-def test_review_in_browser(server):
-    sync_api = _need_browser()
+def test_review_in_browser(server, browser):
     base, cat, ids = server
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                                          "--disable-component-update", "--disable-sync"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            errors = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"{base}/queue/unreviewed?clade=Ammonoid")
-            # the reviewer name is asked once and kept in localStorage
-            page.fill("#reviewer-name", "Ada")
-            page.press("#reviewer-name", "Enter")
-            page.wait_for_selector(f'.tile[data-id="{ids[0]}"].current')
-            assert page.evaluate("localStorage.getItem('fidReviewer')") == "Ada"
-            tile = lambda i: page.locator(f'.tile[data-id="{ids[i]}"]')  # noqa: E731
-            # keyboard: accept the first, reject the second with reason 3, undo it, reject with reason 6
-            page.keyboard.press("a")
-            sync_api.expect(tile(0)).to_have_class(lambda_cls("state-accepted"))
-            page.keyboard.press("r")
-            page.wait_for_selector("#reason-menu:not([hidden])")
-            page.keyboard.press("3")
-            sync_api.expect(tile(1)).to_have_class(lambda_cls("state-rejected"))
-            page.keyboard.press("u")
-            sync_api.expect(tile(1)).to_have_class(lambda_cls("state-unreviewed"))
-            sync_api.expect(tile(1)).to_have_class(lambda_cls("current"))   # undo moved focus back
-            page.keyboard.press("r")
-            page.keyboard.press("6")
-            sync_api.expect(tile(1)).to_have_class(lambda_cls("state-rejected"))
-            page.screenshot(path=str(ARTIFACTS / "review-grid.png"), full_page=True)
-            # open the third image by keyboard (focus moved on after the reject)
-            page.keyboard.press("Enter")
-            page.wait_for_selector(f'#single[data-id="{ids[2]}"][data-ready="1"]')
-            # relabel with completion: type a prefix, Tab completes, Enter saves
-            page.keyboard.press("e")
-            page.keyboard.type("biv")
-            page.keyboard.press("Tab")
-            assert page.input_value("#relabel") == "Bivalve"
-            page.keyboard.press("Enter")
-            sync_api.expect(page.locator("#state")).to_contain_text("Bivalve")
-            # draw a crop box with the mouse, then drag its south-east handle, then save with "c"
-            box = page.locator(".cropper-canvas").bounding_box()
-            x, y, w, h = box["x"], box["y"], box["width"], box["height"]
-            page.mouse.move(x + 0.1 * w, y + 0.2 * h)
-            page.mouse.down()
-            page.mouse.move(x + 0.3 * w, y + 0.4 * h, steps=5)
-            page.mouse.move(x + 0.5 * w, y + 0.6 * h, steps=5)
-            page.mouse.up()
-            handle = page.locator(".cropper-point.point-se").bounding_box()
-            hx, hy = handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2
-            page.mouse.move(hx, hy)
-            page.mouse.down()
-            page.mouse.move(x + 0.7 * w, y + 0.8 * h, steps=8)
-            page.mouse.up()
-            page.keyboard.press("c")
-            sync_api.expect(page.locator("#state")).to_contain_text("crop")
-            page.screenshot(path=str(ARTIFACTS / "review-crop.png"), full_page=True)
-            assert errors == []
-        finally:
-            browser.close()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{base}/queue/unreviewed?clade=Ammonoid")
+    # the reviewer name is asked once and kept in localStorage
+    page.fill("#reviewer-name", "Ada")
+    page.press("#reviewer-name", "Enter")
+    page.wait_for_selector(f'.tile[data-id="{ids[0]}"].current')
+    assert page.evaluate("localStorage.getItem('fidReviewer')") == "Ada"
+    tile = lambda i: page.locator(f'.tile[data-id="{ids[i]}"]')  # noqa: E731
+    # keyboard: accept the first, reject the second with reason 3, undo it, reject with reason 6
+    page.keyboard.press("a")
+    expect(tile(0)).to_have_class(lambda_cls("state-accepted"))
+    page.keyboard.press("r")
+    page.wait_for_selector("#reason-menu:not([hidden])")
+    page.keyboard.press("3")
+    expect(tile(1)).to_have_class(lambda_cls("state-rejected"))
+    page.keyboard.press("u")
+    expect(tile(1)).to_have_class(lambda_cls("state-unreviewed"))
+    expect(tile(1)).to_have_class(lambda_cls("current"))   # undo moved focus back
+    page.keyboard.press("r")
+    page.keyboard.press("6")
+    expect(tile(1)).to_have_class(lambda_cls("state-rejected"))
+    page.screenshot(path=str(ARTIFACTS / "review-grid.png"), full_page=True)
+    # open the third image by keyboard (focus moved on after the reject)
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f'#single[data-id="{ids[2]}"][data-ready="1"]')
+    # relabel with completion: type a prefix, Tab completes, Enter saves
+    page.keyboard.press("e")
+    page.keyboard.type("biv")
+    page.keyboard.press("Tab")
+    assert page.input_value("#relabel") == "Bivalve"
+    page.keyboard.press("Enter")
+    expect(page.locator("#state")).to_contain_text("Bivalve")
+    # draw a crop box with the mouse, then drag its south-east handle, then save with "c"
+    box = page.locator(".cropper-canvas").bounding_box()
+    x, y, w, h = box["x"], box["y"], box["width"], box["height"]
+    page.mouse.move(x + 0.1 * w, y + 0.2 * h)
+    page.mouse.down()
+    page.mouse.move(x + 0.3 * w, y + 0.4 * h, steps=5)
+    page.mouse.move(x + 0.5 * w, y + 0.6 * h, steps=5)
+    page.mouse.up()
+    handle = page.locator(".cropper-point.point-se").bounding_box()
+    hx, hy = handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2
+    page.mouse.move(hx, hy)
+    page.mouse.down()
+    page.mouse.move(x + 0.7 * w, y + 0.8 * h, steps=8)
+    page.mouse.up()
+    page.keyboard.press("c")
+    expect(page.locator("#state")).to_contain_text("crop")
+    page.screenshot(path=str(ARTIFACTS / "review-crop.png"), full_page=True)
+    assert errors == []
     with cat.session() as s:
         rows = [(d.image_id, d.decision, d.reason, d.undoes_id is not None)
                 for d in s.scalars(select(Decision).where(Decision.reviewer == "Ada").order_by(Decision.id))]
