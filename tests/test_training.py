@@ -10,10 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-# few threads: the CI machine is small and shared
-for _var, _val in (("TF_NUM_INTRAOP_THREADS", "2"), ("TF_NUM_INTEROP_THREADS", "1"), ("OMP_NUM_THREADS", "2"),
-                   ("TF_CPP_MIN_LOG_LEVEL", "3")):
-    os.environ.setdefault(_var, _val)
+import keras_env  # noqa: F401  (threads, and Keras required) before numpy/keras
+import keras
 
 import numpy as np
 import pytest
@@ -25,14 +23,6 @@ from dataset_db.models import Decision, Image, ReviewState, Suspect, TrainingRun
 from dataset_db.session import open_catalog
 
 REPO = Path(__file__).resolve().parents[1]
-try:
-    import keras  # noqa: F401
-    import tensorflow  # noqa: F401  (the default backend)
-except ImportError as exc:
-    if os.environ.get("CI"):
-        raise RuntimeError(f"{exc.name} is not installed; CI must run the training tests "
-                           "(pip install -e '.[train]')") from None
-    pytest.skip(f"{exc.name} is not installed (pip install -e '.[train]')", allow_module_level=True)
 
 
 # ---- catalog ----------------------------------------------------------------------------------

@@ -11,22 +11,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-for _var, _val in (("TF_NUM_INTRAOP_THREADS", "2"), ("TF_NUM_INTEROP_THREADS", "1"), ("OMP_NUM_THREADS", "2"),
-                   ("TF_CPP_MIN_LOG_LEVEL", "3")):
-    os.environ.setdefault(_var, _val)
+import keras_env  # noqa: F401  (threads, and Keras required) before numpy/keras
+import keras
 
 import numpy as np
 import pytest
 from PIL import Image as PILImage
 
 REPO = Path(__file__).resolve().parents[1]
-try:
-    import keras
-except ImportError as exc:
-    if os.environ.get("CI"):
-        raise RuntimeError(f"{exc.name} is not installed; CI must run the training tests "
-                           "(pip install -e '.[train]')") from None
-    pytest.skip(f"{exc.name} is not installed (pip install -e '.[train]')", allow_module_level=True)
 
 GUIDED = keras.backend.backend() in ("tensorflow", "jax")
 needs_guided = pytest.mark.skipif(not GUIDED, reason=f"no guided Grad-CAM on {keras.backend.backend()}")
