@@ -25,8 +25,13 @@ class SchemaOutdatedError(FidError):
 
 class UnknownCladeError(FidError):
     def __init__(self, name: str, known: list[str]):
+        import difflib
+
+        by_lower = {k.lower(): k for k in known}
+        close = [by_lower[m] for m in difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.75)]
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
         shown = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
-        super().__init__(f"unknown clade {name!r}; choose from: {shown} (see `fid clades list`)")
+        super().__init__(f"unknown clade {name!r}; {hint}choose from: {shown} (see `fid clades list`)")
         self.name = name
 
 

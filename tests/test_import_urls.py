@@ -200,7 +200,7 @@ def test_unknown_clade_changes_nothing(catalog):
     before = counts(catalog)
     with pytest.raises(UnknownCladeError) as exc:
         import_urls(catalog, [DATA / "urls_plain.txt"], clade="Trilobita")
-    assert "unknown clade 'Trilobita'; choose from: " in _one_line(exc)
+    assert "unknown clade 'Trilobita'; did you mean 'Trilobite'? choose from: " in _one_line(exc)
     assert counts(catalog) == before
 
 
