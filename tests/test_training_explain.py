@@ -184,9 +184,9 @@ def test_guided_gradcam_inception_resnet_v2():
 JAX_SCRIPT = r'''
 import json, sys
 from pathlib import Path
-sys.path.insert(0, sys.argv[2])
+sys.path[:0] = [sys.argv[2], sys.argv[2] + "/tests"]  # the repo, and the tests' shared modules
 import keras
-import tests.test_training_explain as t
+import test_training_explain as t
 from training.explain import explain
 
 root = Path(sys.argv[1])
