@@ -379,3 +379,24 @@ def test_freeze_auto_follows_the_paper():
     assert resolve_freeze("auto", "small_cnn", "imagenet") == "none"
     assert resolve_freeze("12", "xception", None) == "12"
     assert resolve_freeze("HALF", "xception", None) == "half"
+
+
+@pytest.mark.slow
+def test_mixed_precision_training(project, tmp_path):
+    """--precision mixed_bfloat16: conv layers compute in bfloat16, the softmax head stays float32,
+    and the process-wide dtype policy is left as it was."""
+    before = keras.config.dtype_policy().name
+    out = tmp_path / "mixed"
+    res = _cli("--db", project["db"], "--store", project["store"], "train", "--export", "syn", "--out", out,
+               "--epochs", 1, *TRAIN_ARGS, "--precision", "mixed_bfloat16")
+    assert res.exit_code == 0, res.output
+    assert keras.config.dtype_policy().name == before
+    model = keras.saving.load_model(out / "model.keras")
+    policies = {layer.dtype_policy.name for layer in model.get_layer("base").layers
+                if isinstance(layer, keras.layers.Conv2D)}
+    assert policies == {"mixed_bfloat16"}
+    assert model.get_layer("predictions").dtype_policy.name == "float32"
+    assert json.loads((out / "labels.json").read_text())["config"]["precision"] == "mixed_bfloat16"
+    bad = _cli("--db", project["db"], "--store", project["store"], "train", "--export", "syn", "--out",
+               tmp_path / "x", "--precision", "float8")
+    assert bad.exit_code == 2 and "'float8' is not one of 'float32', 'mixed_bfloat16', 'mixed_float16'" in bad.output

@@ -65,9 +65,11 @@ def _fmt(v):
 @click.option("--workers", type=int, default=4, show_default=True, help="Image-decoding workers.")
 @click.option("--multiprocessing/--threads", "use_mp", default=False, show_default=True,
               help="Decode in worker processes instead of threads.")
+@click.option("--precision", type=click.Choice(["float32", "mixed_bfloat16", "mixed_float16"]), default="float32",
+              show_default=True, help="Mixed precision for GPUs (bfloat16 on H100/H200 and TPUs, float16 on older GPUs).")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out from its last epoch.")
 def train(export, out, arch, weights, freeze, optimizer, epochs, batch_size, lr, decay_every, decay_rate,
-          augment, image_size, seed, workers, use_mp, resume):
+          augment, image_size, seed, workers, use_mp, precision, resume):
     """Train a classifier on an export's train split, validating on its val split."""
     _require_keras("train")
     from .models import parse_augment
@@ -79,7 +81,7 @@ def train(export, out, arch, weights, freeze, optimizer, epochs, batch_size, lr,
         cfg = TrainConfig(arch=arch, weights=weights, freeze=freeze, optimizer=optimizer, epochs=epochs or 60,
                           batch_size=batch_size, lr=lr, decay_every=decay_every, decay_rate=decay_rate,
                           augment=list(parse_augment(augment)), image_size=image_size, seed=seed,
-                          workers=workers, multiprocessing=use_mp)
+                          workers=workers, multiprocessing=use_mp, precision=precision)
     res = run_train(app().catalog(), _store(), export, out, cfg, resume=resume, verbose="auto")
     from rich.table import Table
 

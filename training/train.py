@@ -17,6 +17,9 @@ from .bundle import BACKUP_DIR, HISTORY_FILE, LABELS_FILE, MODEL_FILE, read_labe
 from .errors import TrainingError
 
 
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
 @dataclass
 class TrainConfig:
     arch: str = "inception_resnet_v2"
@@ -34,6 +37,7 @@ class TrainConfig:
     dropout: float = 0.2
     workers: int = 4
     multiprocessing: bool = False
+    precision: str = "float32"         # float32 | mixed_bfloat16 | mixed_float16 (GPU speed)
 
     def validate(self) -> None:
         from .models import OPTIMIZERS, check_arch, parse_augment
@@ -44,6 +48,8 @@ class TrainConfig:
         self.augment = list(parse_augment(",".join(self.augment)))
         if self.epochs < 1 or self.batch_size < 1:
             raise TrainingError(f"--epochs and --batch-size must be >= 1 (got {self.epochs}, {self.batch_size})")
+        if self.precision not in PRECISIONS:
+            raise TrainingError(f"unknown precision {self.precision!r}; choose from: {', '.join(PRECISIONS)}")
         if self.weights not in ("imagenet", "none") and not Path(self.weights).is_file():
             raise TrainingError(f"--weights {self.weights!r}: no such file; choose imagenet, none or a weights file")
 
@@ -130,8 +136,14 @@ def train(cat, store: str | Path, export: str | None, out_dir: str | Path, cfg: 
     augment = parse_augment(",".join(cfg.augment))
     weights = None if cfg.weights == "none" else cfg.weights
     cfg.freeze = resolve_freeze(cfg.freeze, cfg.arch, weights)
-    model, info = build_model(cfg.arch, len(classes), cfg.image_size, weights, cfg.freeze, augment,
-                              cfg.dropout, cfg.seed)
+    # layers take the dtype policy current when they are built (the softmax head stays float32)
+    previous_policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(cfg.precision)
+    try:
+        model, info = build_model(cfg.arch, len(classes), cfg.image_size, weights, cfg.freeze, augment,
+                                  cfg.dropout, cfg.seed)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
     seq = dict(size=info["input_size"], batch_size=cfg.batch_size, workers=cfg.workers,
                use_multiprocessing=cfg.multiprocessing)
     train_seq = ImageSequence(train_set.paths, train_set.labels, train_set.crops, shuffle=True,
