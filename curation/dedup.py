@@ -144,11 +144,6 @@ def _distances(grouping: Grouping, arrays: rd.HashArrays, method: str) -> np.nda
                       member_distances(grouping, arrays.dhash)).astype(np.int64)
 
 
-def _update(previous: dict[int, list[int]], arrays: rd.HashArrays, pairs: np.ndarray,
-            is_new: np.ndarray) -> Grouping:
-    return update_groups(previous, arrays.ids, arrays.pixels, pairs, arrays.ids[is_new])
-
-
 def _clades_needed(ids: np.ndarray, codes: np.ndarray, names: list[str],
                    groups: list[DuplicateGroup]) -> dict[int, tuple[str, ...]]:
     """Clades of the images that can conflict: members of groups, and images with two clades."""
@@ -198,7 +193,7 @@ def run_dedup(catalog, store_root, threshold: int = DEFAULT_THRESHOLD, method: s
 
     t0 = time.perf_counter()
     if mode == "incremental":
-        grouping = _update(previous, arrays, pairs, is_new)
+        grouping = update_groups(previous, arrays.ids, arrays.pixels, pairs, arrays.ids[is_new])
     else:
         grouping = build_groups(arrays.ids, arrays.pixels, pairs)
     dist = _distances(grouping, arrays, method)
