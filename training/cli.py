@@ -62,7 +62,8 @@ def _fmt(v):
               help="Comma-separated: crop,rotate,flip,color (or none).")
 @click.option("--image-size", type=int, default=None, help="Model input size [default: the arch's, 299 for IRv2].")
 @click.option("--seed", type=int, default=42, show_default=True)
-@click.option("--workers", type=int, default=4, show_default=True, help="Image-decoding workers.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Image-decoding workers [default: 1.5 x CPU cores for threads, cores - 2 for processes].")
 @click.option("--multiprocessing/--threads", "use_mp", default=False, show_default=True,
               help="Decode in worker processes instead of threads.")
 @click.option("--precision", type=click.Choice(["float32", "mixed_bfloat16", "mixed_float16"]), default="float32",

@@ -136,17 +136,58 @@ def freeze(base: keras.Model, arch: str, spec: str | int | None) -> int:
     return n
 
 
+@keras.saving.register_keras_serializable(package="fid")
+class RandomCrop(keras.layers.RandomCrop):
+    """``keras.layers.RandomCrop`` that XLA can compile.
+
+    Keras 3.15's RandomCrop slices with Python slices at traced offsets, which JAX refuses under
+    ``jit``, so it sets ``supports_jit = False``; one such layer makes ``compile`` fall back to
+    ``jit_compile=False`` for the whole model, and on JAX that runs IRv2 op by op (measured: 18
+    img/s on an H100). This one takes the same random offsets (one per batch, as Keras does) and
+    cuts with a dynamic slice, which every backend compiles.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.supports_jit = True
+
+    def transform_images(self, images, transformation, training=True):
+        shape = tuple(images.shape)
+        if (not training or len(shape) != 4 or self.data_format != "channels_last"
+                or not all(isinstance(d, int) for d in shape[1:3])
+                or shape[1] <= self.height or shape[2] <= self.width):
+            return super().transform_images(images, transformation, training)
+        images = self.backend.cast(images, self.compute_dtype)
+        h_start, w_start = transformation
+        zero = self.backend.numpy.zeros((), "int32")
+        start = [zero, self.backend.cast(h_start, "int32"), self.backend.cast(w_start, "int32"), zero]
+        size = [self.backend.shape(images)[0], self.height, self.width, shape[3]]
+        return self.backend.core.slice(images, start, size)
+
+
+@keras.saving.register_keras_serializable(package="fid")
+class RandomRotation(keras.layers.RandomRotation):
+    """``keras.layers.RandomRotation`` allowed under XLA on JAX, where its affine transform
+    (``jax.scipy.ndimage.map_coordinates``) compiles; Keras marks it ``supports_jit = False`` for
+    TensorFlow, whose projective-transform op XLA lacks, so there it stays off (TensorFlow then
+    runs a graph without XLA, not op by op)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.supports_jit = keras.backend.backend() == "jax"
+
+
 def augmentation_layers(augment: tuple[str, ...], image_size: int, seed: int = 0) -> list:
     layers = []
     if "crop" in augment:
-        layers.append(keras.layers.RandomCrop(image_size, image_size, seed=seed, name="aug_crop"))
+        layers.append(RandomCrop(image_size, image_size, seed=seed, name="aug_crop"))
         # Keras 3 RandomCrop passes inputs through unchanged at inference: crop the centre there
         # (a no-op in training, where the random crop already has the target size)
         layers.append(keras.layers.CenterCrop(image_size, image_size, name="center_crop"))
     if "flip" in augment:
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed, name="aug_flip"))
     if "rotate" in augment:
-        layers.append(keras.layers.RandomRotation(0.1, fill_mode="reflect", seed=seed, name="aug_rotate"))
+        layers.append(RandomRotation(0.1, fill_mode="reflect", seed=seed, name="aug_rotate"))
     if "color" in augment:
         layers.append(keras.layers.RandomBrightness(0.15, value_range=(0, 255), seed=seed, name="aug_brightness"))
         layers.append(keras.layers.RandomContrast(0.2, value_range=(0, 255), seed=seed, name="aug_contrast"))

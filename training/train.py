@@ -35,7 +35,7 @@ class TrainConfig:
     image_size: int | None = None      # None: the architecture's default (299 for the Inception family)
     seed: int = 42
     dropout: float = 0.2
-    workers: int = 4
+    workers: int | None = None         # None: training.data.default_workers (1.5 x cores for threads)
     multiprocessing: bool = False
     precision: str = "float32"         # float32 | mixed_bfloat16 | mixed_float16 (GPU speed)
 
@@ -48,6 +48,8 @@ class TrainConfig:
         self.augment = list(parse_augment(",".join(self.augment)))
         if self.epochs < 1 or self.batch_size < 1:
             raise TrainingError(f"--epochs and --batch-size must be >= 1 (got {self.epochs}, {self.batch_size})")
+        if self.workers is not None and self.workers < 1:
+            raise TrainingError(f"--workers must be >= 1 (got {self.workers})")
         if self.precision not in PRECISIONS:
             raise TrainingError(f"unknown precision {self.precision!r}; choose from: {', '.join(PRECISIONS)}")
         if self.weights not in ("imagenet", "none") and not Path(self.weights).is_file():
@@ -111,7 +113,7 @@ def train(cat, store: str | Path, export: str | None, out_dir: str | Path, cfg: 
     from dataset_db.repo_training import (clade_superclades, finish_training_run, set_training_status,
                                           start_training_run)
 
-    from .data import ImageSequence
+    from .data import ImageSequence, default_workers
     from .items import read_export, to_itemset
     from .models import build_model, make_optimizer, parse_augment, resolve_freeze
     from .plots import plot_curves
@@ -144,7 +146,8 @@ def train(cat, store: str | Path, export: str | None, out_dir: str | Path, cfg: 
                                   cfg.dropout, cfg.seed)
     finally:
         keras.config.set_dtype_policy(previous_policy)
-    seq = dict(size=info["input_size"], batch_size=cfg.batch_size, workers=cfg.workers,
+    seq = dict(size=info["input_size"], batch_size=cfg.batch_size,
+               workers=cfg.workers or default_workers(cfg.multiprocessing),
                use_multiprocessing=cfg.multiprocessing)
     train_seq = ImageSequence(train_set.paths, train_set.labels, train_set.crops, shuffle=True,
                               seed=cfg.seed, **seq)
