@@ -68,6 +68,8 @@ def load_bundle(model_dir: str | Path) -> Bundle:
         raise TrainingError(f"{model_dir} has no {MODEL_FILE} yet (training has not finished an epoch)")
     import keras
 
+    from . import models  # noqa: F401  registers fid's own layers (training.models.RandomCrop, ...)
+
     model = keras.saving.load_model(path, compile=False)
     return Bundle(model_dir, model, meta)
 
