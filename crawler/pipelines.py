@@ -8,9 +8,10 @@ transaction. A SIGKILL loses at most the uncommitted batch: its URLs are still `
 next run downloads them again (their files are already there and are not rewritten); nothing
 points at a missing file. `fid doctor` reports the orphan files such a kill may leave.
 
-The CPU work never runs in the reactor: a ``ProcessPoolExecutor`` runs
-:func:`curation.images.process_and_store` (bytes go in, only metadata comes back), and catalog
-writes run on one database thread, in order.
+The CPU work never runs in the reactor: worker processes (:mod:`crawler.imageworkers`, fed
+through one pipe each straight from the event loop) run :func:`curation.images.process_and_store`
+(bytes go in, only a plain dict of metadata comes back), and catalog writes run on one database
+thread, in order.
 """
 
 from __future__ import annotations
@@ -18,9 +19,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import logging
-import multiprocessing
-import os
-import threading
 from functools import partial
 
 import scrapy
@@ -30,30 +28,25 @@ from scrapy.exceptions import IgnoreRequest, NotConfigured
 from dataset_db import repo_crawl
 from dataset_db import status as st
 
+from .imageworkers import ImageWorkers
 from .spiders import stat_key
 
 logger = logging.getLogger(__name__)
 
 _SHARED: dict[str, object] = {}
+#: meta of every image request (see fetch_one)
+IMAGE_REQUEST_META = {"fid_image": True, "dont_retry": True, "dont_merge_cookies": True}
+#: how often an idle pipeline asks the engine whether the spider is done (CatalogPipeline._poke_engine)
+IDLE_POKE_SECONDS = 0.1
 
 
-def shared_pool(workers: int) -> cf.ProcessPoolExecutor:
-    """One process pool per fid process, shared by every spider's pipeline."""
+def shared_pool(workers: int) -> ImageWorkers:
+    """One set of image worker processes per fid process, shared by every spider's pipeline. The
+    runner creates it before the reactor starts, so the workers are forked from a single-threaded
+    process; they import curation.images (and warm up) while the first pages load."""
     key = f"pool:{workers}"
     if key not in _SHARED:
-        # fork is fast and safe while this is the only thread (the runner creates the pool before
-        # the reactor starts); otherwise forkserver/spawn, which never copy another thread's locks
-        if os.name != "posix":
-            method = "spawn"
-        elif threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
-            method = "fork"
-        else:
-            method = "forkserver"
-        ctx = multiprocessing.get_context(method)
-        pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-        for _ in range(workers):  # start the workers (and their imports) while the first pages load
-            pool.submit(_warm_up)
-        _SHARED[key] = pool
+        _SHARED[key] = ImageWorkers(workers, process_in_worker, warm_up=_warm_up)
     return _SHARED[key]
 
 
@@ -61,12 +54,17 @@ def _warm_up() -> None:
     import curation.images  # noqa: F401
 
 
-def process_in_worker(data: bytes, store: str, **options):
+def process_in_worker(data: bytes, store: str, **options) -> dict:
     """Runs in a pool worker: :func:`curation.images.process_and_store` (imported there, so the
-    crawling process never loads SciPy & co)."""
+    crawling process never loads SciPy & co). Returns a plain dict -- ``{"status", "error_message"}``
+    or ``{"status": "stored", "image": catalog row}`` -- so unpickling it in the crawling process
+    imports nothing and costs little."""
     from curation.images import process_and_store
 
-    return process_and_store(data, store, **options)
+    res = process_and_store(data, store, **options)
+    if not res.ok:
+        return {"status": res.status, "error_message": res.error_message}
+    return {"status": "stored", "image": res.catalog_row()}
 
 
 def shared_db(db_url: str):
@@ -81,8 +79,8 @@ def shared_db(db_url: str):
 
 def shutdown_shared() -> None:
     for key, obj in list(_SHARED.items()):
-        if isinstance(obj, cf.ProcessPoolExecutor):
-            obj.shutdown(wait=True, cancel_futures=True)
+        if isinstance(obj, ImageWorkers):
+            obj.shutdown()
         elif key.startswith("db:"):
             obj[1].shutdown(wait=True)
             obj[0].dispose()
@@ -228,6 +226,23 @@ class CatalogPipeline:
             _SHARED[key] = (asyncio.Semaphore(self.max_inflight),
                             Batcher(partial(self._record, engine), self.batch_size, 0.5, db_exec))
         self.slots, self.results = _SHARED[key]
+        from twisted.internet import task
+
+        self.active = 0  # items inside process_item
+        self.poker = task.LoopingCall(self._poke_engine)
+        self.poker.start(IDLE_POKE_SECONDS, now=False)
+
+    def _poke_engine(self) -> None:
+        """Let the engine notice sooner that the spider is done. Scrapy 2.19 checks for an idle
+        spider when a download finishes and otherwise only on its 5-second heartbeat; items that
+        ``start()`` yields (the catalog spider's) finish with no download of the engine's, so the
+        last one was followed by up to 5 s of nothing. While no item is in the pipeline, ask for
+        that check every IDLE_POKE_SECONDS (what the heartbeat does, sooner; a no-op otherwise)."""
+        if self.active:
+            return
+        nextcall = getattr(getattr(self.crawler.engine, "_slot", None), "nextcall", None)
+        if nextcall is not None:
+            nextcall.schedule()
 
     @staticmethod
     def _upsert(engine, run_id, items):
@@ -239,6 +254,8 @@ class CatalogPipeline:
         return repo_crawl.record_outcomes(engine, rows)
 
     async def close_spider(self, spider=None):
+        if self.poker.running:
+            self.poker.stop()
         await self.sightings.close()
         await self.results.close()
 
@@ -249,6 +266,13 @@ class CatalogPipeline:
         stats.inc_value(f"fid/{kind}")
 
     async def process_item(self, item, spider=None):
+        self.active += 1
+        try:
+            return await self._process_item(item)
+        finally:
+            self.active -= 1
+
+    async def _process_item(self, item):
         if item.get("url_id") is None:
             info = await self.sightings.add(dict(item))
             if info is None:
@@ -281,7 +305,9 @@ class CatalogPipeline:
         try:
             # no handle_httpstatus_*: redirects must still be followed. dont_retry: a failed
             # download is recorded with a retryable status and retried by a later run instead.
-            request = scrapy.Request(url, dont_filter=True, meta={"fid_image": True, "dont_retry": True})
+            # dont_merge_cookies: image requests neither send nor keep cookies (nothing needs them;
+            # the cookie jar was ~3% of the crawling process per image)
+            request = scrapy.Request(url, dont_filter=True, meta=dict(IMAGE_REQUEST_META))
         except ValueError as exc:
             return {"status": "invalid_url", "error_message": str(exc)[:300], "http_status": None}
         try:
@@ -300,14 +326,11 @@ class CatalogPipeline:
             tags = b",".join(response.headers.getlist(b"X-Robots-Tag")).decode("latin-1").lower()
             if "noai" in tags or "noimageai" in tags:
                 return {"status": "noai_denied", "error_message": f"X-Robots-Tag: {tags}", "http_status": code}
-        loop = asyncio.get_running_loop()
         try:
-            res = await loop.run_in_executor(
-                self.pool, partial(process_in_worker, response.body, self.store,
-                                   max_bytes=self.max_bytes or None, **self.options))
+            res = await self.pool.submit(response.body, self.store, max_bytes=self.max_bytes or None, **self.options)
         except Exception as exc:  # noqa: BLE001 - a crashed worker is an error for this URL only
             return {"status": "error", "error_message": f"image worker failed: {type(exc).__name__}: {exc}"[:300],
                     "http_status": code}
-        if not res.ok:
-            return {"status": res.status, "error_message": res.error_message, "http_status": code}
-        return {"status": "stored", "error_message": None, "http_status": code, "image": res.catalog_row()}
+        if "image" not in res:
+            return {"status": res["status"], "error_message": res["error_message"], "http_status": code}
+        return {"status": "stored", "error_message": None, "http_status": code, "image": res["image"]}

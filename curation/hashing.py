@@ -90,16 +90,22 @@ def _gray(img: Image.Image) -> Image.Image:
     return img if img.mode == "L" else img.convert("L")
 
 
-def _open_draft(source) -> Image.Image:
-    """Open a file or bytes and ask the JPEG decoder for reduced-size luma (a no-op elsewhere)."""
-    img = Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source)
+def draft_for_hashing(img: Image.Image) -> Image.Image:
+    """Ask the JPEG decoder of a just-opened, not yet loaded image for reduced-size luma (a no-op
+    for other formats): the decode every hash here is defined on. Returns ``img``."""
     img.draft("L", (DRAFT_SIDE, DRAFT_SIDE))
     return img
 
 
+def _open_draft(source) -> Image.Image:
+    """Open a file or bytes and ask the JPEG decoder for reduced-size luma (a no-op elsewhere)."""
+    img = Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source)
+    return draft_for_hashing(img)
+
+
 def hashes_of_image(img: Image.Image) -> tuple[int, int]:
     """(phash, dhash) of an already opened image. For the fast path open it with draft mode first
-    (as :func:`hashes_of_file` does)."""
+    (:func:`draft_for_hashing`, as :func:`hashes_of_file` does)."""
     gray = _gray(img)
     return PHash.from_gray(gray), DHash.from_gray(gray)
 

@@ -2,7 +2,8 @@
 
 :func:`process_image_bytes` is pure CPU work on bytes (no catalog, no files) and returns a
 picklable :class:`ProcessedImage` or :class:`Rejected`, never raising for a bad image, so the
-crawler and `fid import images` run it in a ``ProcessPoolExecutor``. :func:`process_and_store`
+crawler (:mod:`crawler.imageworkers`) and `fid import images` (a ``ProcessPoolExecutor``) run it
+in worker processes. :func:`process_and_store`
 does the same and writes the stored copy from inside the worker (only metadata travels back).
 The catalog rows are written by :mod:`dataset_db.repo_images`.
 
@@ -27,6 +28,22 @@ Steps:
 7. sha256 of the original bytes and of the stored copy; pHash/dHash of the stored copy computed
    from its encoded bytes with :func:`curation.hashing.hashes_of_file`, the very function
    `fid dedup` runs on store files, so both always agree.
+
+Fast path, kept as is: a download that is already what step 6 would aim for -- a single-frame
+baseline or progressive JPEG (not MPO) decoding to RGB (YCbCr or Adobe RGB; not grayscale, not
+CMYK), with no EXIF orientation to apply (tag absent or 1), longer side <= ``max_side``, shorter
+side >= ``min_side``, within ``max_pixels``, ending with the EOI marker (no bytes appended after the
+image) and at most :data:`KEEP_MAX_BYTES_PER_PIXEL` bytes per pixel plus
+:data:`KEEP_SLACK_BYTES` (no oversized metadata or needlessly high quality) -- is stored
+**byte-identical to the original**: no decode to full size, no re-encode, one sha256 that is both
+``orig_sha256`` and ``sha256``. It is validated by one decode in the hashing draft mode (1/2 to
+1/8 scale, luma only: libjpeg still entropy-decodes every scan, so a truncated or corrupt body is
+rejected exactly as on the full path), and the hashes come from that same decode, which is what
+:func:`curation.hashing.hashes_of_file` does on the stored file: they are the stored copy's hashes
+by construction. Such a stored copy keeps the original's metadata (EXIF without a rotation, ICC
+profile, comments), its quality and its chroma subsampling; its pixels are upright for every
+reader all the same. Everything else (PNG, WebP, GIF, CMYK, grayscale, EXIF-rotated, larger than
+``max_side``) takes steps 2-7.
 """
 
 from __future__ import annotations
@@ -44,7 +61,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dataset_db import status as _st
 
-from .hashing import HASH_VERSION, hashes_of_file
+from .hashing import HASH_VERSION, draft_for_hashing, hashes_of_file, hashes_of_image
 from .store import ImageStore
 
 # statuses come from the shared vocabulary; lookup() fails at import if one disappears
@@ -63,6 +80,13 @@ JPEG_QUALITY = 90
 WHITE = (255, 255, 255)
 STORED_EXT = "jpg"
 ORIGINALS_PREFIX = "originals"
+#: the fast path keeps a JPEG as is only up to this many bytes per pixel (plus the slack): a
+#: 512 x 512 JPEG at q95 4:2:0 is ~0.3-0.6 bytes per pixel, so this only sends unusually heavy files
+#: (huge metadata blocks, q100 4:4:4) through the re-encode that bounds the store's size
+KEEP_MAX_BYTES_PER_PIXEL = 1.0
+KEEP_SLACK_BYTES = 16 * 1024
+_JPEG_EOI = b"\xff\xd9"
+_ROTATING = frozenset(range(2, 9))  # EXIF orientations that ImageOps.exif_transpose applies
 
 #: raster formats we decode; anything else Pillow knows (EPS, PDF, ...) is `not_image`
 _WANTED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "MPO", "AVIF", "JPEG2000", "PPM", "ICO", "TGA")
@@ -210,15 +234,13 @@ def _process_open(img, data, min_side, max_side, max_pixels, keep_original):
     if min(w, h) < min_side:
         return Rejected(TOO_SMALL, f"{w}x{h} px; the shorter side must be at least {min_side} px")
     orientation = _orientation(img)
+    if _keep_as_is(img, data, fmt, orientation, max_side):
+        return _kept(img, data, keep_original)
     if fmt in ("JPEG", "MPO"):
         img.draft(img.mode, _fit(w, h, max_side))  # DCT-scaled decode, still >= the target size
-    try:
-        img.load()  # first frame of an animation
-    except Image.DecompressionBombError as exc:
-        return Rejected(TOO_LARGE, f"decompression bomb: {exc}")
-    except Exception as exc:  # noqa: BLE001 - truncated or corrupt data
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return Rejected(NOT_IMAGE, f"cannot decode {fmt or 'image'} data: {msg}"[:300])
+    failed = _load(img, fmt)  # first frame of an animation
+    if failed is not None:
+        return failed
     try:
         upright = ImageOps.exif_transpose(img)
     except Exception:  # noqa: BLE001 - a broken EXIF block leaves the pixels as they are
@@ -240,6 +262,42 @@ def _process_open(img, data, min_side, max_side, max_pixels, keep_original):
         orig_sha256=hashlib.sha256(data).hexdigest(), orig_width=ow, orig_height=oh,
         orig_format=fmt, orig_size=len(data), phash=phash, dhash=dhash, data=stored,
         original=data if keep_original else None,
+    )
+
+
+def _load(img: Image.Image, fmt: str) -> Rejected | None:
+    """Decode the pixels; a Rejected for a truncated, corrupt or bomb body."""
+    try:
+        img.load()
+    except Image.DecompressionBombError as exc:
+        return Rejected(TOO_LARGE, f"decompression bomb: {exc}")
+    except Exception as exc:  # noqa: BLE001 - truncated or corrupt data
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return Rejected(NOT_IMAGE, f"cannot decode {fmt or 'image'} data: {msg}"[:300])
+    return None
+
+
+def _keep_as_is(img: Image.Image, data: bytes, fmt: str, orientation: int, max_side: int) -> bool:
+    """Whether the original bytes already are the stored copy (the fast path; module docstring).
+    Called after the pixel-limit and minimum-side checks, before anything is decoded."""
+    w, h = img.size
+    return (fmt == "JPEG" and img.mode == "RGB" and orientation not in _ROTATING
+            and (not max_side or max(w, h) <= max_side)
+            and len(data) <= KEEP_MAX_BYTES_PER_PIXEL * w * h + KEEP_SLACK_BYTES
+            and data.endswith(_JPEG_EOI) and len(img.tile) == 1)
+
+
+def _kept(img: Image.Image, data: bytes, keep_original: bool) -> ProcessedImage | Rejected:
+    """The fast path: validate and hash with one draft-mode decode; the original is the stored copy."""
+    w, h = img.size
+    failed = _load(draft_for_hashing(img), "JPEG")
+    if failed is not None:
+        return failed
+    phash, dhash = hashes_of_image(img)
+    sha = hashlib.sha256(data).hexdigest()
+    return ProcessedImage(
+        sha256=sha, width=w, height=h, orig_sha256=sha, orig_width=w, orig_height=h, orig_format="JPEG",
+        orig_size=len(data), phash=phash, dhash=dhash, data=data, original=data if keep_original else None,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from dataset_db.errors import FidError
 TMP_PREFIX = ".tmp-"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _EXT = re.compile(r"^[a-z0-9]{1,8}$")
+#: folders this process has created or found (``put`` skips their mkdir); bounded by the fan-out
+_MADE: set[str] = set()
 
 
 class StoreError(FidError):
@@ -31,6 +34,7 @@ class ImageStore:
 
     def __init__(self, root: str | os.PathLike, fsync: bool = False):
         self.root = Path(root)
+        self._root = str(self.root)
         #: also fsync each file and its folder (survives power loss, not just a killed process)
         self.fsync = fsync
 
@@ -79,11 +83,22 @@ class ImageStore:
         partial file: temp file in the same folder, then an atomic rename.
         """
         rel = self.path_for(sha256, ext, prefix)
-        dest = self.abs_path(rel)
-        if dest.is_file() and dest.stat().st_size == len(data):
-            return rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=dest.parent)
+        dest = str(self.abs_path(rel)) if prefix else os.path.join(self._root, rel)  # sha/ext validated
+        try:
+            st = os.stat(dest)
+            if stat.S_ISREG(st.st_mode) and st.st_size == len(data):
+                return rel
+        except FileNotFoundError:
+            pass
+        folder = os.path.dirname(dest)
+        if folder not in _MADE:  # one mkdir per fan-out folder and process, not one per file
+            os.makedirs(folder, exist_ok=True)
+            _MADE.add(folder)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=folder)
+        except FileNotFoundError:  # the folder was removed after we made it
+            os.makedirs(folder, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=folder)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -99,7 +114,7 @@ class ImageStore:
                 pass
             raise
         if self.fsync and hasattr(os, "O_DIRECTORY"):
-            dfd = os.open(dest.parent, os.O_DIRECTORY)
+            dfd = os.open(folder, os.O_DIRECTORY)
             try:
                 os.fsync(dfd)
             finally:
