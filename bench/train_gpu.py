@@ -54,8 +54,6 @@ def make_jpeg(args) -> None:
 
 def build(image_size: int, classes: int, steps_per_epoch: int, jit: bool = True):
     """`fid train --arch inception_resnet_v2 --freeze half --augment crop,flip,rotate` as built there."""
-    import keras
-
     from training.models import build_model, make_optimizer
 
     model, info = build_model("inception_resnet_v2", classes, image_size, None, "half",
