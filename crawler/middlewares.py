@@ -17,6 +17,7 @@ import time
 
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware as _StockRobots
 from scrapy.exceptions import NotConfigured
+from scrapy.logformatter import LogFormatter
 from scrapy.utils.httpobj import urlparse_cached
 
 logger = logging.getLogger(__name__)
@@ -113,3 +114,26 @@ class RobotsTxtMiddleware(_StockRobots):
             if stored is not None and hasattr(stored, "allowed"):
                 return stored
         return rp
+
+
+class QuietLogFormatter(LogFormatter):
+    """Scrapy's log formatter, minus the per-response and per-item DEBUG messages when LOG_LEVEL
+    hides them anyway. Scrapy builds "Crawled (200) <GET ...>" and "Scraped from ..." records for
+    every response and item whatever the level (its handler filters them afterwards): ~3% of the
+    crawling process per image on the ingest benchmark. Returning None is Scrapy's documented way
+    to skip a message."""
+
+    def __init__(self, debug: bool = True):
+        self.debug = debug
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        level = crawler.settings.get("LOG_LEVEL", "DEBUG")
+        level = logging.getLevelName(level) if isinstance(level, str) else int(level)
+        return cls(debug=not isinstance(level, int) or level <= logging.DEBUG)
+
+    def crawled(self, request, response, spider=None):
+        return super().crawled(request, response, spider) if self.debug else None
+
+    def scraped(self, item, response, spider=None):
+        return super().scraped(item, response, spider) if self.debug else None

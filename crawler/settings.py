@@ -120,6 +120,7 @@ def crawl_settings(*, user_agent: str, db_url: str, store: str, engine_urls=None
         # per response they re-measure the request and headers, ~4% of the crawling process
         "DOWNLOADER_STATS": False,
         "LOG_LEVEL": log_level,
+        "LOG_FORMATTER": "crawler.middlewares.QuietLogFormatter",
         "CONCURRENT_REQUESTS": 32,
         "CONCURRENT_REQUESTS_PER_DOMAIN": per_domain,
         # Scrapy 2.19 + asyncio reactor overshoots per-slot concurrency; see SlotLimitedDownloader

@@ -276,3 +276,27 @@ def test_repo_crawl_batches(catalog):
     assert fixed == {"urls_reset": 2, "images_deleted": 1, "images_kept": 0}
     with catalog.session() as s:
         assert len(repo_crawl.pending_urls(s)) == 4 and repo_crawl.dangling_urls(s) == 0
+
+
+# ---- the crawl's log ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("level,logged", [("DEBUG", True), ("INFO", False), ("WARNING", False)])
+def test_per_response_debug_messages_are_built_only_when_the_level_shows_them(level, logged):
+    from scrapy import Request
+    from scrapy.http import Response
+    from scrapy.utils.test import get_crawler
+
+    from crawler.settings import crawl_settings
+
+    s = crawl_settings(user_agent="fid-test", db_url="sqlite://", store="/nonexistent", log_level=level)
+    crawler = get_crawler(settings_dict={k: s[k] for k in ("LOG_LEVEL", "LOG_FORMATTER")})
+    from scrapy.utils.misc import build_from_crawler, load_object
+
+    fmt = build_from_crawler(load_object(crawler.settings["LOG_FORMATTER"]), crawler)
+    req = Request("http://127.0.0.2/a.jpg")
+    resp = Response(req.url, status=200, request=req)
+    crawled, scraped = fmt.crawled(req, resp, None), fmt.scraped({"image_url": req.url}, resp, None)
+    if logged:
+        assert crawled["msg"].startswith("Crawled") and scraped["msg"].startswith("Scraped")
+    else:
+        assert crawled is None and scraped is None
