@@ -14,6 +14,17 @@ down to 32 px is ~1.7x faster still but drifts by up to 4-6 bits on textured ima
 keeping at least 4x the grid keeps us within a bit or two of imagehash on the full-size image
 (tests/test_hashing.py measures it). Other formats ignore ``draft`` and are hashed exactly.
 
+How the bits are computed (same bits as the definition above, cheaper): the two LANCZOS resizes
+run on Pillow's core image (no ``Image`` wrapper copying the JPEG's ``info`` each time); pHash
+needs only the top-left 8x8 block of the 32x32 DCT, computed as ``D8 @ X @ D8.T`` with the 8
+lowest-frequency rows of the DCT-II matrix, and thresholded at the mean of the 32nd and 33rd
+smallest values, which is ``np.median`` of 64 values. That block differs from SciPy's DCT only by
+float rounding (~1e-9 on values up to ~1e6), which can flip a bit only when two coefficients sit
+within rounding of the median: then the two middle values are less than :data:`_TIE_GAP` apart,
+and that image (flat, a pure gradient, a symmetric pattern: coefficients that are 0 in exact
+arithmetic and float noise in practice) is recomputed with imagehash's arithmetic (SciPy's
+``dct``, imported on first need, and ``np.median``), so its bits are imagehash's too.
+
 Hashes carry :data:`HASH_VERSION`; hashes of different versions are never compared. Bump it when
 anything here changes the bits.
 """
@@ -35,11 +46,6 @@ PHASH_SIDE = HASH_SIZE * 4  # imagehash's highfreq_factor = 4
 DRAFT_SIDE = 4 * PHASH_SIDE
 _LANCZOS = Image.Resampling.LANCZOS
 
-try:  # scipy ships with imagehash; numpy's matrix DCT is the fallback
-    from scipy.fft import dct as _scipy_dct
-except ImportError:  # pragma: no cover - exercised only without scipy
-    _scipy_dct = None
-
 
 def _dct_matrix(n: int) -> np.ndarray:
     """Unnormalised DCT-II as a matrix: y = M @ x equals scipy's dct(x, type=2, norm=None)."""
@@ -49,17 +55,78 @@ def _dct_matrix(n: int) -> np.ndarray:
 
 
 _DCT32 = _dct_matrix(PHASH_SIDE)
+#: the DCT-II rows of the HASH_SIZE lowest frequencies: the top-left block is _DCT8 @ X @ _DCT8_T
+_DCT8 = np.ascontiguousarray(_DCT32[:HASH_SIZE])
+_DCT8_T = np.ascontiguousarray(_DCT8.T)
+#: when the two middle coefficients of the fast pHash block are closer than this, the bits are
+#: recomputed the reference way. Both DCTs are exact to ~1e-8 (|coefficient| <= 4 * 32 * 32 * 255):
+#: a gap above 2 * (their difference) keeps every coefficient on the same side of the median.
+_TIE_GAP = 1e-4
+_MIDDLE = HASH_SIZE * HASH_SIZE // 2
+_scipy_dct = None  # scipy.fft.dct once the reference path needed it; False without SciPy
 
 
 def _dct2(pixels: np.ndarray) -> np.ndarray:
-    if _scipy_dct is not None:
+    """imagehash's 2-D DCT (``scipy.fft.dct`` on both axes); numpy's matrix DCT without SciPy.
+    SciPy is imported on the first call: only the rare near-tie images need it."""
+    global _scipy_dct
+    if _scipy_dct is None:
+        try:  # scipy ships with imagehash; numpy's matrix DCT is the fallback
+            from scipy.fft import dct as _scipy_dct
+        except ImportError:  # pragma: no cover - exercised only without scipy
+            _scipy_dct = False
+    if _scipy_dct:
         return _scipy_dct(_scipy_dct(pixels, axis=0), axis=1)
     return _DCT32 @ pixels @ _DCT32.T
 
 
 def bits_to_int(bits: np.ndarray) -> int:
     """64 booleans (row-major, first bit most significant) -> unsigned 64-bit int."""
-    return int(np.packbits(np.asarray(bits, dtype=bool).ravel()).view(">u8")[0])
+    return int.from_bytes(np.packbits(np.asarray(bits, dtype=bool).ravel()).tobytes(), "big")
+
+
+def _phash_reference(pixels: np.ndarray) -> int:
+    """imagehash.phash's arithmetic on 32x32 float64 pixels (SciPy's DCT, np.median)."""
+    low = _dct2(pixels)[:HASH_SIZE, :HASH_SIZE]
+    return bits_to_int(low > np.median(low))
+
+
+def _phash_fast(pixels: np.ndarray) -> int | None:
+    """The same bits from the 8x8 block alone, or None when a coefficient is too close to the
+    median for float rounding to be ruled out (then only the reference arithmetic decides)."""
+    low = np.dot(np.dot(_DCT8, pixels), _DCT8_T).ravel()
+    srt = np.sort(low)
+    below, above = float(srt[_MIDDLE - 1]), float(srt[_MIDDLE])
+    if above - below <= _TIE_GAP:  # every other coefficient is farther from the median
+        return None
+    return int.from_bytes(np.packbits(low > (below + above) / 2).tobytes(), "big")
+
+
+def _phash_pixels(pixels: np.ndarray) -> int:
+    fast = _phash_fast(pixels)
+    return _phash_reference(pixels) if fast is None else fast
+
+
+def _resized(gray: Image.Image, size: tuple[int, int]) -> bytes:
+    """``gray.resize(size, LANCZOS).tobytes()`` for an "L" image, on Pillow's core image."""
+    gray.load()
+    core = gray.im
+    if core.size != size:  # Image.resize copies an image already at the size
+        core = core.resize(size, _LANCZOS)
+    encoder = Image.core.raw_encoder("L", "L")
+    try:
+        encoder.setimage(core, (0, 0, *size))
+        chunks = []
+        while True:
+            _, err, chunk = encoder.encode(65536)
+            chunks.append(chunk)
+            if err:
+                break
+        if err < 0:
+            raise RuntimeError(f"encoder error {err} reading {size} pixels")
+    finally:
+        encoder.cleanup()
+    return b"".join(chunks)
 
 
 class PHash:
@@ -69,10 +136,8 @@ class PHash:
 
     @staticmethod
     def from_gray(gray: Image.Image) -> int:
-        small = gray.resize((PHASH_SIDE, PHASH_SIDE), _LANCZOS)
-        dct = _dct2(np.asarray(small, dtype=np.float64))
-        low = dct[:HASH_SIZE, :HASH_SIZE]
-        return bits_to_int(low > np.median(low))
+        small = _resized(gray, (PHASH_SIDE, PHASH_SIDE))
+        return _phash_pixels(np.frombuffer(small, np.uint8).astype(np.float64).reshape(PHASH_SIDE, PHASH_SIDE))
 
 
 class DHash:
@@ -82,8 +147,8 @@ class DHash:
 
     @staticmethod
     def from_gray(gray: Image.Image) -> int:
-        small = np.asarray(gray.resize((HASH_SIZE + 1, HASH_SIZE), _LANCZOS), dtype=np.int16)
-        return bits_to_int(small[:, 1:] > small[:, :-1])
+        small = np.frombuffer(_resized(gray, (HASH_SIZE + 1, HASH_SIZE)), np.uint8).reshape(HASH_SIZE, HASH_SIZE + 1)
+        return int.from_bytes(np.packbits(small[:, 1:] > small[:, :-1]).tobytes(), "big")
 
 
 def _gray(img: Image.Image) -> Image.Image:

@@ -49,10 +49,11 @@ reader all the same. Everything else (PNG, WebP, GIF, CMYK, grayscale, EXIF-rota
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
 import os
 import warnings
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
@@ -90,7 +91,14 @@ _ROTATING = frozenset(range(2, 9))  # EXIF orientations that ImageOps.exif_trans
 
 #: raster formats we decode; anything else Pillow knows (EPS, PDF, ...) is `not_image`
 _WANTED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "MPO", "AVIF", "JPEG2000", "PPM", "ICO", "TGA")
-Image.init()
+#: the Pillow plugins that register them: importing just these (not ``Image.init()``'s ~40 plugins)
+#: keeps a worker's start-up short; a plugin whose codec is missing registers nothing
+_WANTED_PLUGINS = ("Jpeg", "Png", "Gif", "WebP", "Bmp", "Tiff", "Mpo", "Avif", "Jpeg2K", "Ppm", "Ico", "Tga")
+for _plugin in _WANTED_PLUGINS:
+    try:
+        importlib.import_module(f"PIL.{_plugin}ImagePlugin")
+    except ImportError:  # as Image.init() does
+        pass
 ALLOWED_FORMATS = tuple(f for f in _WANTED_FORMATS if f in Image.OPEN)
 _EXT_BY_FORMAT = {"JPEG": "jpg", "MPO": "jpg", "TIFF": "tif", "JPEG2000": "jp2"}
 
@@ -134,10 +142,11 @@ class ProcessedImage:
         """The ``images`` columns (what dataset_db.repo_images.record_images expects)."""
         if self.store_path is None:
             raise ValueError("store the image (store_processed) before recording it")
-        row = asdict(self)
-        for k in ("data", "original"):
-            row.pop(k)
-        return row
+        # every field but the bytes, in field order (what dataclasses.asdict gives, without its deep copy)
+        return {"sha256": self.sha256, "width": self.width, "height": self.height, "orig_sha256": self.orig_sha256,
+                "orig_width": self.orig_width, "orig_height": self.orig_height, "orig_format": self.orig_format,
+                "orig_size": self.orig_size, "phash": self.phash, "dhash": self.dhash,
+                "hash_version": self.hash_version, "store_path": self.store_path, "orig_path": self.orig_path}
 
 
 def _fit(w: int, h: int, max_side: int) -> tuple[int, int]:
@@ -318,16 +327,26 @@ def store_processed(store: ImageStore, processed: ProcessedImage) -> str:
     return processed.store_path
 
 
+#: the ImageStore of each store root a worker has written to (a worker writes to one or two)
+_STORES: dict[str | os.PathLike, ImageStore] = {}
+
+
 def process_and_store(data: bytes, store_root: str | os.PathLike, **options) -> ProcessedImage | Rejected:
     """For process-pool workers: process, write to the store here, return only the metadata."""
     res = process_image_bytes(data, **options)
     if not res.ok:
         return res
+    store = _STORES.get(store_root)
+    if store is None:
+        if len(_STORES) >= 16:
+            _STORES.clear()
+        store = _STORES[store_root] = ImageStore(store_root)
     try:
-        store_processed(ImageStore(store_root), res)
+        store_processed(store, res)
     except OSError as exc:
         return Rejected(ERROR, f"cannot write to the image store {store_root}: {exc.strerror or exc}")
-    return replace(res, data=None, original=None)
+    res.data = res.original = None  # written: only the metadata goes back
+    return res
 
 
 def process_file(path: str | os.PathLike, store_root: str | os.PathLike, **options) -> ProcessedImage | Rejected:

@@ -1,7 +1,8 @@
 """The content-addressed image store: one file per stored copy, named by its sha256.
 
 Layout: ``<root>/ab/cd/abcd<...>.jpg`` (two levels of 256 folders keep any folder small at 400k+
-images). Writes go to a hidden temp file in the destination folder and are renamed into place with
+images). Writes go to a hidden temp file in the destination folder (created exclusively, mode
+0644, named after the sha256, the process id and a counter) and are renamed into place with
 ``os.replace``, which is atomic on POSIX and Windows: a reader, or a crawl killed with SIGKILL at
 any moment, sees either no file or the whole file, never a partial one. Temp files left by a
 killed writer start with ``.tmp-`` and are what `fid doctor` may sweep.
@@ -9,10 +10,10 @@ killed writer start with ``.tmp-`` and are what `fid doctor` may sweep.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import stat
-import tempfile
 from pathlib import Path
 
 from dataset_db.errors import FidError
@@ -22,6 +23,9 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _EXT = re.compile(r"^[a-z0-9]{1,8}$")
 #: folders this process has created or found (``put`` skips their mkdir); bounded by the fan-out
 _MADE: set[str] = set()
+#: temp file numbers of this process (with the pid, unique among live writers; O_EXCL does the rest)
+_TMP_SEQ = itertools.count()
+_TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 
 class StoreError(FidError):
@@ -84,28 +88,24 @@ class ImageStore:
         """
         rel = self.path_for(sha256, ext, prefix)
         dest = str(self.abs_path(rel)) if prefix else os.path.join(self._root, rel)  # sha/ext validated
-        try:
-            st = os.stat(dest)
-            if stat.S_ISREG(st.st_mode) and st.st_size == len(data):
-                return rel
-        except FileNotFoundError:
-            pass
         folder = os.path.dirname(dest)
-        if folder not in _MADE:  # one mkdir per fan-out folder and process, not one per file
-            os.makedirs(folder, exist_ok=True)
-            _MADE.add(folder)
+        # a folder this call creates cannot hold the file yet: no stat then
+        if (folder in _MADE or not _make_folder(folder)) and _same_file_there(dest, len(data)):
+            return rel
+        fd, tmp = _create_temp(folder, sha256)
         try:
-            fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=folder)
-        except FileNotFoundError:  # the folder was removed after we made it
-            os.makedirs(folder, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
                 if self.fsync:
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)
+                    os.fsync(fd)
+                if _HAS_FCHMOD:  # 0644 whatever the umask or a default ACL made of the mode above
+                    os.fchmod(fd, 0o644)
+            finally:
+                os.close(fd)
+            if not _HAS_FCHMOD:
+                os.chmod(tmp, 0o644)
             os.replace(tmp, dest)
         except BaseException:
             try:
@@ -126,3 +126,48 @@ class ImageStore:
         if not self.root.exists():
             return []
         return sorted(self.root.rglob(TMP_PREFIX + "*"))
+
+
+_HAS_FCHMOD = hasattr(os, "fchmod")
+
+
+def _same_file_there(dest: str, size: int) -> bool:
+    try:
+        st = os.stat(dest)
+    except FileNotFoundError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_size == size
+
+
+def _make_folder(folder: str) -> bool:
+    """Make ``folder`` (and its parents) and remember it; True when this call created it."""
+    try:
+        os.mkdir(folder)
+        created = True
+    except FileExistsError:  # (a file of that name makes the stat or the temp file fail next)
+        created = False
+    except FileNotFoundError:  # the ab/ level is missing too (or the root)
+        os.makedirs(os.path.dirname(folder), exist_ok=True)
+        try:
+            os.mkdir(folder)
+            created = True
+        except FileExistsError:
+            created = False
+    _MADE.add(folder)
+    return created
+
+
+def _create_temp(folder: str, sha256: str) -> tuple[int, str]:
+    """Create a new, empty temp file in ``folder`` (exclusively; 0644 before the umask)."""
+    pid = os.getpid()
+    for _ in range(100):
+        tmp = os.path.join(folder, f"{TMP_PREFIX}{sha256[:16]}-{pid}-{next(_TMP_SEQ)}")
+        try:
+            return os.open(tmp, _TMP_FLAGS, 0o644), tmp
+        except FileExistsError:  # left by a killed process that had the same pid
+            continue
+        except FileNotFoundError:  # the folder was removed after we made it
+            _MADE.discard(folder)
+            os.makedirs(folder, exist_ok=True)
+            _MADE.add(folder)
+    raise FileExistsError(f"cannot create a temp file in {folder}: 100 names taken")

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
+import os
 import pickle
+import stat
 
 import numpy as np
 import pytest
@@ -176,6 +179,62 @@ def test_keep_original(tmp_path):
     assert rel == res.store_path and store.read_bytes(rel) == res.data
     assert res.orig_path.startswith("originals/") and res.orig_path.endswith(".png")
     assert store.read_bytes(res.orig_path) == data
+
+
+def test_store_files_are_0644_whatever_the_umask_and_never_rewritten(tmp_path):
+    store = ImageStore(tmp_path / "store")
+    data = imagegen.jpeg(200, 150, seed=5)
+    sha = hashlib.sha256(data).hexdigest()
+    old = os.umask(0o077)
+    try:
+        rel = store.put(data, sha)
+    finally:
+        os.umask(old)
+    path = store.abs_path(rel)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    before = path.stat()
+    assert store.put(data, sha) == rel  # already there: not written again
+    after = path.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+def test_store_steps_over_temp_files_a_killed_writer_left(tmp_path):
+    """Temp names are sha-pid-counter: a dead process with the same pid may have left the next ones."""
+    from curation import store as store_mod
+
+    store = ImageStore(tmp_path / "store")
+    data = b"payload" * 50
+    sha = hashlib.sha256(data).hexdigest()
+    folder = store.abs_path(ImageStore.path_for(sha)).parent
+    folder.mkdir(parents=True)
+    n = next(store_mod._TMP_SEQ)
+    stale = [folder / f"{store_mod.TMP_PREFIX}{sha[:16]}-{os.getpid()}-{n + i}" for i in (1, 2, 3)]
+    for p in stale:
+        p.write_bytes(b"partial")
+    rel = store.put(data, sha)
+    assert store.read_bytes(rel) == data
+    assert store.temp_files() == sorted(stale)  # left for `fid doctor`, untouched
+    assert all(p.read_bytes() == b"partial" for p in stale)
+
+
+def test_catalog_row_is_every_field_but_the_bytes(tmp_path):
+    for data in (imagegen.jpeg(300, 200, seed=3), imagegen.png(700, 500, seed=4)):  # fast path, normalised
+        res = ci.process_image_bytes(data, keep_original=True)
+        with pytest.raises(ValueError):
+            res.catalog_row()
+        stored = ci.process_and_store(data, tmp_path / "store", keep_original=True)
+        assert stored.data is None and stored.original is None and stored.orig_path.startswith("originals/")
+        row = stored.catalog_row()
+        expected = dataclasses.asdict(stored)
+        del expected["data"], expected["original"]
+        assert list(row.items()) == list(expected.items())
+        assert row["sha256"] == res.sha256 and row["phash"] == res.phash and row["hash_version"] == HASH_VERSION
+
+
+def test_allowed_formats_are_those_of_a_full_pillow_init():
+    Image.init()
+    assert ci.ALLOWED_FORMATS == tuple(f for f in ci._WANTED_FORMATS if f in Image.OPEN)
+    assert {"JPEG", "PNG", "GIF", "WEBP", "TIFF"} <= set(ci.ALLOWED_FORMATS)
 
 
 # ---- catalog side -----------------------------------------------------------------------------------
