@@ -6,6 +6,7 @@ Twisted's reactor cannot be restarted: :func:`run_crawl` and :func:`run_fetch` r
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from collections.abc import Callable
@@ -111,6 +112,10 @@ def _run(catalog, settings, jobs: list[tuple[str, dict, int]], opts: CrawlOption
                        max_bytes=opts.max_bytes, per_domain=opts.per_domain, engine_delay=opts.engine_delay,
                        autothrottle=opts.autothrottle, log_level=opts.log_level, extra=opts.extra_settings)
     t0 = time.monotonic()
+    # Everything imported so far lives as long as the process: gc.freeze() moves it out of the
+    # collector's sight, so neither this process's full collections nor the forked image workers'
+    # walk (and, in the workers, copy-on-write copy) those objects again
+    gc.freeze()
     shared_pool(opts.workers)  # image workers start now, before the reactor and any thread
     process = CrawlerProcess(s)
     crawlers = []
