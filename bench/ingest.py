@@ -35,6 +35,12 @@ Prints images/s for both and the ratio fid/img2dataset (target >= 1.0), per repe
 the two alternates between repeats), the CPU time (user + system of the whole process tree, the
 server excluded) per image, which is steadier than wall time on a shared machine, and a JSON line
 with everything.
+Start-up: each tool is also timed on the first ``--small`` URLs (default 16), once per run, so
+the output separates the fixed cost of a run (processes, imports, catalog) from the per-image
+rate: ``steady images/s = (N - small) / (seconds for N - seconds for small)``, and the ratio of
+those rates. img2dataset's fixed cost is the larger (several seconds of its 2+1 processes
+importing pandas/pyarrow), so the end-to-end ratio at N=5,000 is higher than the steady one and
+grows as N shrinks; ``--small 0`` skips this.
 ``--py-spy OUT.svg`` runs fid once more under ``py-spy record --subprocesses`` (timings of that run
 are not comparable; py-spy must be in fid's venv: ``.venv/bin/pip install py-spy``).
 """
@@ -200,6 +206,9 @@ def main(argv=None) -> int:
     ap.add_argument("--py-spy", metavar="OUT", help="also profile one fid run: py-spy record -o OUT (.svg, or "
                                                     ".txt for collapsed stacks)")
     ap.add_argument("--py-spy-rate", type=int, default=50, help="py-spy samples per second (default 50)")
+    ap.add_argument("--small", type=int, default=16,
+                    help="also time both tools on this many URLs to separate start-up from the per-image rate "
+                         "(0: skip)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     args = ap.parse_args(argv)
     if args.n < 1 or args.processes < 1 or args.hosts < 1 or args.per_domain < 1 or args.repeat < 1:
@@ -229,6 +238,28 @@ def main(argv=None) -> int:
             if exe:
                 print("img2dataset:", " ".join(i2d_command(exe, url_file, work / "i2d-N", args.n, args)))
 
+            small = min(args.small, args.n - 1) if args.small > 0 else 0
+            if small:
+                small_file = work / "urls-small.txt"
+                small_file.write_text("\n".join(urls[:small]) + "\n")
+                fixed = {"n": small, "fid": run_fid(work / "fid-small", urls[:small], args)}
+                if "error" in fixed["fid"]:
+                    print(f"fid fetch of {small} URLs failed: {fixed['fid']['error']}")
+                    return 1
+                fixed["fid"].pop("stderr", None)
+                if exe:
+                    fixed["img2dataset"] = run_i2d(exe, small_file, work / "i2d-small", small, args)
+                results["small"] = fixed
+                print(f"start-up ({small} URLs): fid {fixed['fid']['seconds']:.1f}s"
+                      + (f", img2dataset {fixed['img2dataset'].get('seconds', float('nan')):.1f}s" if exe else ""),
+                      flush=True)
+
+            def steady(who: str, res: dict) -> float | None:
+                base = results.get("small", {}).get(who, {})
+                if "seconds" not in base or "seconds" not in res or res["seconds"] <= base["seconds"]:
+                    return None
+                return round((args.n - small) / (res["seconds"] - base["seconds"]), 1)
+
             for i in range(args.repeat):
                 run: dict = {}
                 order = ["fid", "img2dataset"] if i % 2 == 0 else ["img2dataset", "fid"]
@@ -256,6 +287,11 @@ def main(argv=None) -> int:
                 if "images_per_s" in run.get("img2dataset", {}):
                     run["ratio"] = round(run["fid"]["images_per_s"] / run["img2dataset"]["images_per_s"], 2)
                     print(f"[{i + 1}] ratio fid/img2dataset: {run['ratio']:.2f} (target >= 1.0)", flush=True)
+                    sf, si = steady("fid", run["fid"]), steady("img2dataset", run["img2dataset"])
+                    if sf and si:
+                        run["steady"] = {"fid": sf, "img2dataset": si, "ratio": round(sf / si, 2)}
+                        print(f"[{i + 1}] without start-up: fid {sf:.1f} images/s, img2dataset {si:.1f} images/s, "
+                              f"ratio {sf / si:.2f}", flush=True)
                 results["runs"].append(run)
                 if not args.keep:
                     shutil.rmtree(work / f"fid-{i}", ignore_errors=True)
@@ -279,6 +315,9 @@ def main(argv=None) -> int:
         ratios = [r["ratio"] for r in results["runs"] if "ratio" in r]
         if ratios:
             print(f"ratios fid/img2dataset: {', '.join(f'{x:.2f}' for x in ratios)}")
+        steadies = [r["steady"]["ratio"] for r in results["runs"] if "steady" in r]
+        if steadies:
+            print(f"ratios without start-up: {', '.join(f'{x:.2f}' for x in steadies)}")
         print(json.dumps(results))
     finally:
         if not args.keep:
