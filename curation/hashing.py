@@ -99,7 +99,7 @@ def _phash_fast(pixels: np.ndarray) -> int | None:
     below, above = float(srt[_MIDDLE - 1]), float(srt[_MIDDLE])
     if above - below <= _TIE_GAP:  # every other coefficient is farther from the median
         return None
-    return int.from_bytes(np.packbits(low > (below + above) / 2).tobytes(), "big")
+    return bits_to_int(low > (below + above) / 2)
 
 
 def _phash_pixels(pixels: np.ndarray) -> int:
@@ -148,7 +148,7 @@ class DHash:
     @staticmethod
     def from_gray(gray: Image.Image) -> int:
         small = np.frombuffer(_resized(gray, (HASH_SIZE + 1, HASH_SIZE)), np.uint8).reshape(HASH_SIZE, HASH_SIZE + 1)
-        return int.from_bytes(np.packbits(small[:, 1:] > small[:, :-1]).tobytes(), "big")
+        return bits_to_int(small[:, 1:] > small[:, :-1])
 
 
 def _gray(img: Image.Image) -> Image.Image:
