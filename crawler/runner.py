@@ -249,7 +249,7 @@ def doctor(catalog, store_root: str | os.PathLike, fix: bool = False) -> dict:
     writer and URLs marked downloaded without an image. ``fix`` deletes orphans and temp files and
     sends the URLs of missing images back to ``pending``. Do not ``--fix`` while a crawl is running.
     """
-    from curation.store import TMP_PREFIX, ImageStore
+    from curation.store import STORE_MARKER, TMP_PREFIX, ImageStore
 
     from dataset_db import repo_crawl
 
@@ -259,7 +259,7 @@ def doctor(catalog, store_root: str | os.PathLike, fix: bool = False) -> dict:
     if root.exists():
         for dirpath, _dirs, names in os.walk(root):
             for n in names:
-                if not n.startswith(TMP_PREFIX):
+                if not n.startswith(TMP_PREFIX) and not (n == STORE_MARKER and dirpath == str(root)):
                     files.add(Path(dirpath, n).relative_to(root).as_posix())
     temps = [str(p) for p in store.temp_files()]
     with catalog.session() as s:

@@ -155,7 +155,7 @@ def test_store_paths_atomic_writes_and_no_temp_files(tmp_path):
     data = imagegen.jpeg(200, 150)
     sha = hashlib.sha256(data).hexdigest()
     rel = store.put(data, sha)
-    assert rel == f"{sha[:2]}/{sha[2:4]}/{sha}.jpg" == ImageStore.path_for(sha)
+    assert rel == f"{sha[:2]}/{sha}.jpg" == ImageStore.path_for(sha) == store.rel_path(sha)
     assert store.exists(rel) and store.read_bytes(rel) == data and store.abs_path(rel).is_file()
     with store.open(rel) as fh:
         assert fh.read() == data
@@ -169,6 +169,45 @@ def test_store_paths_atomic_writes_and_no_temp_files(tmp_path):
             store.path_for(bad)
     with pytest.raises(StoreError):
         store.abs_path("../outside.jpg")
+
+
+def test_a_new_store_has_one_folder_level_and_says_so(tmp_path):
+    root = tmp_path / "store"
+    store = ImageStore(root)
+    data = imagegen.jpeg(120, 90, seed=3)
+    sha = hashlib.sha256(data).hexdigest()
+    assert store.put(data, sha) == f"{sha[:2]}/{sha}.jpg"
+    assert (root / ".fid-store").read_text() == "fid image store\nlevels = 1\n"
+    assert sorted(p.name for p in root.iterdir()) == [".fid-store", sha[:2]]
+    assert store.temp_files() == []
+    assert ImageStore(root).levels == 1 and pickle.loads(pickle.dumps(store)).levels == 1
+
+
+def test_a_store_written_before_the_marker_keeps_two_levels(tmp_path):
+    """Stores from before 2026-11-27 have ab/cd/ folders and no marker: new files go there too."""
+    root = tmp_path / "store"
+    old = b"old image" * 40
+    old_sha = hashlib.sha256(old).hexdigest()
+    old_rel = f"{old_sha[:2]}/{old_sha[2:4]}/{old_sha}.jpg"
+    (root / old_rel).parent.mkdir(parents=True)
+    (root / old_rel).write_bytes(old)
+    store = ImageStore(root)
+    assert store.levels == 2 and store.put(old, old_sha) == old_rel  # found where it is, not copied
+    new = b"new image" * 40
+    new_sha = hashlib.sha256(new).hexdigest()
+    assert store.put(new, new_sha) == f"{new_sha[:2]}/{new_sha[2:4]}/{new_sha}.jpg"
+    assert (root / ".fid-store").read_text() == "fid image store\nlevels = 2\n"
+    assert ImageStore(root).levels == 2
+    assert ImageStore(root, levels=1).rel_path(new_sha) == f"{new_sha[:2]}/{new_sha}.jpg"
+
+
+def test_a_bad_store_marker_is_a_one_line_error(tmp_path):
+    (tmp_path / ".fid-store").write_text("levels = 3\n")
+    with pytest.raises(StoreError, match=r"cannot read the store layout in .*\.fid-store; expected a line "
+                                         r"'levels = 1' or 'levels = 2'"):
+        ImageStore(tmp_path).put(b"x", "ab" * 32)
+    with pytest.raises(StoreError, match="store folder levels must be 1 or 2; got 3"):
+        ImageStore(tmp_path, levels=3)
 
 
 def test_keep_original(tmp_path):

@@ -138,7 +138,7 @@ def test_store_recreates_a_fan_out_folder_removed_behind_its_back(tmp_path):
     store = ImageStore(tmp_path / "s")
     a, b = b"first" * 100, b"second" * 100
     sha_a = hashlib.sha256(a).hexdigest()
-    sha_b = sha_a[:4] + hashlib.sha256(b).hexdigest()[4:]  # a name in the same ab/cd folder as a
+    sha_b = sha_a[:4] + hashlib.sha256(b).hexdigest()[4:]  # a name in the same ab/ folder as a
     rel_a = store.put(a, sha_a)
     folder = store.abs_path(rel_a).parent
     store.abs_path(rel_a).unlink()
