@@ -105,24 +105,51 @@ class SlotLimitedDownloader(Downloader):
         return super()._wait_for_download(slot, request, queue_dfd)
 
 
-class Batcher:
-    """Collects values; ``fn(list)`` runs on ``executor`` when ``size`` are waiting or ``wait``
-    seconds after the first; each ``add`` returns a future of that value's result."""
+class Flow:
+    """Items inside the catalog pipelines of this process, and how many of them wait on a batch.
 
-    def __init__(self, fn, size: int, wait: float, executor):
+    When every item in the pipeline waits on a batch, nothing will join a batch soon (more items
+    need a download first), so the batches flush at once instead of on their timers: the end of a
+    crawl, or a crawl that trickles, no longer waits out the 0.5 s timer, and the in-flight bound
+    never idles the downloads while a half-full batch waits for company."""
+
+    def __init__(self):
+        self.active = 0
+        self.waiting = 0
+        self.batchers: list[Batcher] = []
+
+    def check(self) -> None:
+        if self.waiting and self.waiting >= self.active:
+            for b in self.batchers:
+                b.flush()
+
+
+class Batcher:
+    """Collects values; ``fn(list)`` runs on ``executor`` when ``size`` are waiting, ``wait``
+    seconds after the first, or when every item of ``flow`` waits on a batch; each ``add``
+    returns a future of that value's result."""
+
+    def __init__(self, fn, size: int, wait: float, executor, flow: Flow | None = None):
         self.fn, self.size, self.wait, self.executor = fn, size, wait, executor
         self.values: list = []
         self.futures: list[asyncio.Future] = []
         self.timer = None
         self.running: set[asyncio.Future] = set()
+        self.flow = flow
+        if flow is not None:
+            flow.batchers.append(self)
 
     def add(self, value) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         self.values.append(value)
         self.futures.append(fut)
+        if self.flow is not None:
+            self.flow.waiting += 1
         if len(self.values) >= self.size:
             self.flush()
+        elif self.flow is not None and self.flow.waiting >= self.flow.active:
+            self.flow.check()
         elif self.timer is None:
             self.timer = loop.call_later(self.wait, self.flush)
         return fut
@@ -141,6 +168,8 @@ class Batcher:
 
         def done(t):
             self.running.discard(t)
+            if self.flow is not None:
+                self.flow.waiting -= len(futures)
             exc = t.exception()
             results = None if exc else t.result()
             for i, f in enumerate(futures):
@@ -219,16 +248,17 @@ class CatalogPipeline:
         self.pool = shared_pool(self.workers)
         spider = spider or self.crawler.spider
         run_id = getattr(spider, "run_id", None)
-        self.sightings = Batcher(partial(self._upsert, engine, run_id), max(50, self.batch_size), 0.2, db_exec)
         # shared by every spider of the process: one bound on work in flight, one outcome batch
         key = f"results:{self.db_url}"
         if key not in _SHARED:
+            flow = Flow()
             _SHARED[key] = (asyncio.Semaphore(self.max_inflight),
-                            Batcher(partial(self._record, engine), self.batch_size, 0.5, db_exec))
-        self.slots, self.results = _SHARED[key]
+                            Batcher(partial(self._record, engine), self.batch_size, 0.5, db_exec, flow), flow)
+        self.slots, self.results, self.flow = _SHARED[key]
+        self.sightings = Batcher(partial(self._upsert, engine, run_id), max(50, self.batch_size), 0.2, db_exec,
+                                 self.flow)
         from twisted.internet import task
 
-        self.active = 0  # items inside process_item
         self.poker = task.LoopingCall(self._poke_engine)
         self.poker.start(IDLE_POKE_SECONDS, now=False)
 
@@ -238,7 +268,7 @@ class CatalogPipeline:
         ``start()`` yields (the catalog spider's) finish with no download of the engine's, so the
         last one was followed by up to 5 s of nothing. While no item is in the pipeline, ask for
         that check every IDLE_POKE_SECONDS (what the heartbeat does, sooner; a no-op otherwise)."""
-        if self.active:
+        if self.flow.active:
             return
         nextcall = getattr(getattr(self.crawler.engine, "_slot", None), "nextcall", None)
         if nextcall is not None:
@@ -257,6 +287,8 @@ class CatalogPipeline:
         if self.poker.running:
             self.poker.stop()
         await self.sightings.close()
+        if self.sightings in self.flow.batchers:
+            self.flow.batchers.remove(self.sightings)
         await self.results.close()
 
     # ---- per item -------------------------------------------------------------------------------
@@ -266,11 +298,12 @@ class CatalogPipeline:
         stats.inc_value(f"fid/{kind}")
 
     async def process_item(self, item, spider=None):
-        self.active += 1
+        self.flow.active += 1
         try:
             return await self._process_item(item)
         finally:
-            self.active -= 1
+            self.flow.active -= 1
+            self.flow.check()
 
     async def _process_item(self, item):
         if item.get("url_id") is None:
