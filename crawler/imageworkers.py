@@ -48,15 +48,47 @@ def start_method() -> str:
     return "forkserver" if "forkserver" in methods else "spawn"
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytearray:
-    buf = bytearray(n)
-    view, got = memoryview(buf), 0
-    while got < n:
-        k = sock.recv_into(view[got:])
-        if not k:
-            raise EOFError
-        got += k
-    return buf
+class _Reader:
+    """A worker's end of the pipe: whole messages, read with as few ``recv`` calls as the kernel
+    allows (a task arrives as one send of header + pickle, so usually one)."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.buf = bytearray()
+
+    def message(self):
+        hs = _HEADER.size
+        buf = self.buf
+        while len(buf) < hs:
+            self._fill(hs - len(buf))
+        (n,) = _HEADER.unpack_from(buf)
+        if len(buf) < hs + n:
+            self._fill(hs + n - len(buf))
+        obj = pickle.loads(memoryview(buf)[hs:hs + n])
+        del buf[:hs + n]
+        return obj
+
+    def _fill(self, need: int) -> None:
+        """Read at least ``need`` more bytes (and whatever else is already there)."""
+        buf = self.buf
+        start = len(buf)
+        buf.extend(bytes(max(need, 1 << 16)))
+        view, got = memoryview(buf), 0
+        try:
+            while got < need:
+                k = self.sock.recv_into(view[start + got:])
+                if not k:
+                    raise EOFError
+                got += k
+        finally:
+            view.release()
+            del buf[start + got:]
+
+
+def _frame(obj) -> bytes:
+    """One message: its length, then its pickle, in one bytes object (one send, one wake-up)."""
+    msg = pickle.dumps(obj, _PICKLE)
+    return _HEADER.pack(len(msg)) + msg
 
 
 def _worker_main(sock: socket.socket, fn: Callable, warm_up: Callable | None,
@@ -70,19 +102,18 @@ def _worker_main(sock: socket.socket, fn: Callable, warm_up: Callable | None,
             pass
     if warm_up is not None:
         warm_up()
+    reader = _Reader(sock)
     while True:
         try:
-            (n,) = _HEADER.unpack(_recv_exact(sock, _HEADER.size))
-            args, kwargs = pickle.loads(_recv_exact(sock, n))
+            args, kwargs = reader.message()
         except (EOFError, OSError):
             return
         try:
             out = (True, fn(*args, **kwargs))
         except BaseException as exc:  # noqa: BLE001 - reported to the caller, the worker lives on
             out = (False, f"{type(exc).__name__}: {exc}")
-        msg = pickle.dumps(out, _PICKLE)
         try:
-            sock.sendall(_HEADER.pack(len(msg)) + msg)
+            sock.sendall(_frame(out))
         except OSError:
             return
 
@@ -134,7 +165,7 @@ class ImageWorkers:
         if self.closed or not self.workers:
             fut.set_exception(RuntimeError("the image workers are shut down"))
             return fut
-        msg = pickle.dumps((args, kwargs), _PICKLE)
+        msg = _frame((args, kwargs))
         w = min(self.workers, key=lambda x: len(x.futures))
         if len(w.futures) < DEPTH:
             self._send(w, msg, fut)
@@ -147,7 +178,6 @@ class ImageWorkers:
             w.loop = asyncio.get_running_loop()
             w.loop.add_reader(w.fd, self._on_readable, w)
         w.futures.append(fut)
-        w.out.append(memoryview(_HEADER.pack(len(msg))))
         w.out.append(memoryview(msg))
         if not w.writing:
             self._on_writable(w)

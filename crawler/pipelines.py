@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import logging
+import os
 from functools import partial
 
 import scrapy
@@ -51,7 +52,17 @@ def shared_pool(workers: int) -> ImageWorkers:
 
 
 def _warm_up() -> None:
+    """Runs once in each worker before its first task. One image is one process's work: numpy's
+    BLAS gets one thread (its default, a thread per core, spun idle between the pHash's tiny
+    matrix products). Then what the worker imported is frozen out of the garbage collector's
+    sight, as the crawling process does before forking."""
+    import gc
+
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
     import curation.images  # noqa: F401
+
+    gc.freeze()
 
 
 def process_in_worker(data: bytes, store: str, **options) -> dict:
@@ -228,6 +239,11 @@ class CatalogPipeline:
         self.respect_noai, self.refetch, self.max_bytes = respect_noai, refetch, max_bytes
         self.inflight: set[int] = set()
         self.max_inflight = max(1, max_inflight)
+        # Outcomes commit when half the in-flight bound waits on a commit (or batch_size, if
+        # smaller): downloads go on with the other half while a group commits. Committing only
+        # when the whole bound waited stopped every download for each commit (~0.2 s idle per
+        # 500 images on the ingest benchmark) and a kill still costs at most max_inflight URLs.
+        self.commit_size = max(1, min(batch_size, self.max_inflight // 2))
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -253,7 +269,7 @@ class CatalogPipeline:
         if key not in _SHARED:
             flow = Flow()
             _SHARED[key] = (asyncio.Semaphore(self.max_inflight),
-                            Batcher(partial(self._record, engine), self.batch_size, 0.5, db_exec, flow), flow)
+                            Batcher(partial(self._record, engine), self.commit_size, 0.5, db_exec, flow), flow)
         self.slots, self.results, self.flow = _SHARED[key]
         self.sightings = Batcher(partial(self._upsert, engine, run_id), max(50, self.batch_size), 0.2, db_exec,
                                  self.flow)

@@ -3,12 +3,38 @@ added, or what an earlier crawl could not finish), so `fid fetch` runs the same 
 
 from __future__ import annotations
 
+from scrapy.settings import default_settings
+
 from ..items import new_item
 from . import FidSpider
+
+#: middlewares with nothing to do in a fetch: its only requests are the pipeline's image requests,
+#: which never carry cookies (``dont_merge_cookies``; skipping the cookie middleware also skips
+#: loading its public-suffix list, ~40 ms of start-up), credentials or HTML to meta-refresh, and
+#: its only spider output is the items ``start()`` yields, which the spider middlewares below
+#: (referer, URL length, depth, meta-copy checks; they act on callback output) only pass along
+_IDLE_IN_A_FETCH = {
+    "scrapy.downloadermiddlewares.cookies.CookiesMiddleware",
+    "scrapy.downloadermiddlewares.httpauth.HttpAuthMiddleware",
+    "scrapy.downloadermiddlewares.redirect.MetaRefreshMiddleware",
+    "scrapy.spidermiddlewares.httperror.HttpErrorMiddleware",
+    "scrapy.spidermiddlewares.referer.RefererMiddleware",
+    "scrapy.spidermiddlewares.urllength.UrlLengthMiddleware",
+    "scrapy.spidermiddlewares.depth.DepthMiddleware",
+    "scrapy.spidermiddlewares.metacopy.MetaCopyDetectionMiddleware",
+}
+
+
+def _without_idle(base: dict) -> dict:
+    return {k: v for k, v in base.items() if k not in _IDLE_IN_A_FETCH}
 
 
 class CatalogSpider(FidSpider):
     name = "catalog"
+    custom_settings = {
+        "DOWNLOADER_MIDDLEWARES_BASE": _without_idle(default_settings.DOWNLOADER_MIDDLEWARES_BASE),
+        "SPIDER_MIDDLEWARES_BASE": _without_idle(default_settings.SPIDER_MIDDLEWARES_BASE),
+    }
 
     def __init__(self, urls=None, **kw):
         super().__init__(queries=[], **kw)
