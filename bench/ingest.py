@@ -1,7 +1,7 @@
 """Ingest benchmark: `fid fetch` vs img2dataset on the same URL list from the same local server.
 
     .venv/bin/python bench/ingest.py [--n 5000] [--processes P] [--hosts 4] [--repeat 2]
-                                     [--no-img2dataset] [--py-spy fid.svg]
+                                     [--no-img2dataset] [--py-spy fid.svg] [--work DIR]
 
 Serves N generated JPEGs (300-512 px, JPEG quality 78-93 per image, with noise) from the emulator's image
 hosts on 127.0.0.2, 127.0.0.3, ... in a child process (``EmulatorSet(in_process=False)``: the
@@ -41,6 +41,12 @@ rate: ``steady images/s = (N - small) / (seconds for N - seconds for small)``, a
 those rates. img2dataset's fixed cost is the larger (several seconds of its 2+1 processes
 importing pandas/pyarrow), so the end-to-end ratio at N=5,000 is higher than the steady one and
 grows as N shrinks; ``--small 0`` skips this.
+Where the files go: ``--work DIR`` (default: a new folder under $TMPDIR) holds both tools'
+outputs, kept until the end of the run (deleting one run's 15,000 files before the next made the
+next run's file creation slower: on ext4 without a journal, as on the development VM, the inode
+allocator steps over every inode freed in the last 12 hours, which perf showed as ~14% of the
+machine's CPU in ``recently_deleted``; img2dataset writes two files per image, fid one).
+``--work /dev/shm`` takes the disk out of the comparison.
 ``--py-spy OUT.svg`` runs fid once more under ``py-spy record --subprocesses`` (timings of that run
 are not comparable; py-spy must be in fid's venv: ``.venv/bin/pip install py-spy``).
 """
@@ -210,6 +216,8 @@ def main(argv=None) -> int:
                     help="also time both tools on this many URLs to separate start-up from the per-image rate "
                          "(0: skip)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    ap.add_argument("--work", metavar="DIR", help="make the work folder in DIR (default: $TMPDIR); "
+                                                 "e.g. /dev/shm to leave the disk out")
     args = ap.parse_args(argv)
     if args.n < 1 or args.processes < 1 or args.hosts < 1 or args.per_domain < 1 or args.repeat < 1:
         ap.error("--n, --processes, --hosts, --per-domain and --repeat must be at least 1")
@@ -221,9 +229,9 @@ def main(argv=None) -> int:
     if exe is None:
         print(why)
 
-    work = Path(tempfile.mkdtemp(prefix="fid-bench-ingest-"))
+    work = Path(tempfile.mkdtemp(prefix="fid-bench-ingest-", dir=args.work))
     results: dict = {"n": args.n, "processes": args.processes, "hosts": args.hosts, "per_domain": args.per_domain,
-                     "cpus": os.cpu_count(), "runs": []}
+                     "cpus": os.cpu_count(), "work": str(work.parent), "runs": []}
     try:
         with EmulatorSet(seed=1, n_hosts=args.hosts, cache_size=args.n + 16, in_process=False) as emu:
             urls = emu.image_urls(args.n, kind="ok", ext="jpg", label="bench")
@@ -293,9 +301,6 @@ def main(argv=None) -> int:
                         print(f"[{i + 1}] without start-up: fid {sf:.1f} images/s, img2dataset {si:.1f} images/s, "
                               f"ratio {sf / si:.2f}", flush=True)
                 results["runs"].append(run)
-                if not args.keep:
-                    shutil.rmtree(work / f"fid-{i}", ignore_errors=True)
-                    shutil.rmtree(work / f"i2d-{i}", ignore_errors=True)
 
             if args.py_spy:
                 spy = Path(sys.executable).with_name("py-spy")

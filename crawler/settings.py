@@ -97,6 +97,17 @@ def engine_bases(engine: str, overrides) -> dict[str, str]:
     return bases
 
 
+def _log_versions(log_level) -> list[str]:
+    """Scrapy's LOG_VERSIONS when the log shows INFO, else none (they would not be shown)."""
+    import logging
+
+    from scrapy.settings import default_settings
+
+    level = log_level if isinstance(log_level, int) else logging.getLevelName(str(log_level).upper())
+    shown = not isinstance(level, int) or level <= logging.INFO
+    return list(default_settings.LOG_VERSIONS) if shown else []
+
+
 def crawl_settings(*, user_agent: str, db_url: str, store: str, engine_urls=None, run_id: int | None = None,
                    workers: int = 2, batch_size: int = 200, min_side: int = 64, max_side: int = 512,
                    keep_original: bool = False, respect_noai: bool = False, refetch: bool = False,
@@ -120,6 +131,10 @@ def crawl_settings(*, user_agent: str, db_url: str, store: str, engine_urls=None
         # per response they re-measure the request and headers, ~4% of the crawling process
         "DOWNLOADER_STATS": False,
         "LOG_LEVEL": log_level,
+        # Scrapy logs its dependencies' versions at INFO; computing them runs `uname -p` in a
+        # subprocess (a fork of the whole crawling process) and reads package metadata: ~50 ms of
+        # every run's start-up, for a log line fid's default level (WARNING) never shows
+        "LOG_VERSIONS": _log_versions(log_level),
         "LOG_FORMATTER": "crawler.middlewares.QuietLogFormatter",
         "CONCURRENT_REQUESTS": 32,
         "CONCURRENT_REQUESTS_PER_DOMAIN": per_domain,

@@ -300,3 +300,21 @@ def test_per_response_debug_messages_are_built_only_when_the_level_shows_them(le
         assert crawled["msg"].startswith("Crawled") and scraped["msg"].startswith("Scraped")
     else:
         assert crawled is None and scraped is None
+
+
+def test_dependency_versions_are_logged_only_when_the_level_shows_them(caplog):
+    """Scrapy computes them (a `uname -p` subprocess, package metadata) for an INFO line."""
+    import logging
+
+    from scrapy.settings import Settings, default_settings
+    from scrapy.utils.log import log_scrapy_info
+
+    from crawler.settings import crawl_settings
+
+    for level, shown in (("DEBUG", True), ("INFO", True), ("WARNING", False), ("ERROR", False)):
+        s = crawl_settings(user_agent="fid-test", db_url="sqlite://", store="/nonexistent", log_level=level)
+        assert s["LOG_VERSIONS"] == (list(default_settings.LOG_VERSIONS) if shown else [])
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="scrapy.utils.log"):
+            log_scrapy_info(Settings(s))
+        assert any(r.getMessage().startswith("Versions:") for r in caplog.records) is shown
