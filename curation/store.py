@@ -6,11 +6,11 @@ folder at the paper's 415k images, which ext4, XFS, APFS and NTFS index. Stores 
 records the layout, a store without one that already holds ``ab/cd/`` folders keeps two levels, and
 the catalog keeps each image's relative path, so old and new stores both read as before. (Two
 levels meant a ``mkdir`` for almost every image of a new store: a third of a worker's time per
-image in the ingest benchmark.) Writes go to a hidden temp file in the destination folder (created exclusively, mode
-0644, named after the sha256, the process id and a counter) and are renamed into place with
-``os.replace``, which is atomic on POSIX and Windows: a reader, or a crawl killed with SIGKILL at
-any moment, sees either no file or the whole file, never a partial one. Temp files left by a
-killed writer start with ``.tmp-`` and are what `fid doctor` may sweep.
+image in the ingest benchmark.) Writes go to a hidden temp file in the destination folder
+(created exclusively, mode 0644, named after the sha256, the process id and a counter) and are
+renamed into place with ``os.replace``, which is atomic on POSIX and Windows: a reader, or a crawl
+killed with SIGKILL at any moment, sees either no file or the whole file, never a partial one.
+Temp files left by a killed writer start with ``.tmp-`` and are what `fid doctor` may sweep.
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ class ImageStore:
         Content-addressed: when the file is already there nothing is written. Never leaves a
         partial file: temp file in the same folder, then an atomic rename.
         """
-        rel = self.path_for(sha256, ext, prefix, self._levels or self.levels)
+        rel = self.path_for(sha256, ext, prefix, self.levels)
         if not self._marked:
             self._mark()
         dest = str(self.abs_path(rel)) if prefix else os.path.join(self._root, rel)  # sha/ext validated
@@ -195,7 +195,8 @@ def read_layout(root: str | os.PathLike) -> int:
 def _has_two_levels(root: str | os.PathLike) -> bool:
     """Whether an unmarked store holds any ``ab/cd/`` folder (the layout before the marker)."""
     try:
-        tops = [e.path for e in os.scandir(root) if _HEX2.match(e.name) and e.is_dir()]
+        with os.scandir(root) as it:
+            tops = [e.path for e in it if _HEX2.match(e.name) and e.is_dir()]
     except (FileNotFoundError, NotADirectoryError):
         return False
     for top in tops:
