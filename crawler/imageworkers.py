@@ -10,7 +10,9 @@ the reactor thread is the only thread involved and the only wake-up is the pipe 
 never block the loop (a large body is written as the worker reads it, through ``add_writer``), and
 each worker has one more task queued in its pipe while it works, so it never waits for the loop.
 
-Tasks beyond that queue in the crawling process (the pipeline bounds how many are in flight). A worker that dies (killed, out of memory) fails only its task, with a
+Tasks beyond that queue wait in the crawling process (the pipeline bounds how many are in
+flight). A task travels as one message (its length, then its pickle) in one send, so it wakes
+its worker once. A worker that dies (killed, out of memory) fails only its task, with a
 ``RuntimeError`` the pipeline records as that URL's ``error``, and is replaced. When the crawling
 process goes away, even by SIGKILL, its workers read end-of-file on their pipe and exit after the
 task at hand (whose file, if any, is complete: the store writes a temp file and renames it).
