@@ -21,7 +21,8 @@ def _pipeline_options(f):
         click.option("--workers", type=click.IntRange(1, 64), default=None,
                      help="Image worker processes (decode, resize, hash) [default: CPUs, at most 4]."),
         click.option("--batch-size", type=click.IntRange(1, 100_000), default=200, show_default=True,
-                     help="Catalog rows per transaction."),
+                     help="Most catalog rows per transaction; at most max(32, N) URLs wait between download "
+                          "and commit (what a killed run downloads again)."),
         click.option("--min-side", type=click.IntRange(1), default=64, show_default=True),
         click.option("--max-side", type=click.IntRange(0), default=512, show_default=True,
                      help="Downscale so the longer side is at most this (0: keep the size)."),
