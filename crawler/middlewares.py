@@ -20,6 +20,8 @@ from scrapy.exceptions import NotConfigured
 from scrapy.logformatter import LogFormatter
 from scrapy.utils.httpobj import urlparse_cached
 
+from .settings import log_shows
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_STATUSES = (429, 503)
@@ -128,9 +130,7 @@ class QuietLogFormatter(LogFormatter):
 
     @classmethod
     def from_crawler(cls, crawler):
-        level = crawler.settings.get("LOG_LEVEL", "DEBUG")
-        level = logging.getLevelName(level) if isinstance(level, str) else int(level)
-        return cls(debug=not isinstance(level, int) or level <= logging.DEBUG)
+        return cls(debug=log_shows(crawler.settings.get("LOG_LEVEL", "DEBUG"), logging.DEBUG))
 
     def crawled(self, request, response, spider=None):
         return super().crawled(request, response, spider) if self.debug else None

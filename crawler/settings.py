@@ -16,12 +16,20 @@ UNUSED_EXTENSIONS = ("remote_control.RemoteControl", "telnet.TelnetConsole", "fe
                      "memdebug.MemoryDebugger", "spiderstate.SpiderState")
 
 
-
-def _extensions_base() -> dict:
+def scrapy_base_without(setting: str, dropped) -> dict:
+    """Scrapy's default ``setting`` (a ``*_BASE`` component dict) without the components ``dropped``."""
     from scrapy.settings import default_settings
 
-    unused = {f"scrapy.extensions.{name}" for name in UNUSED_EXTENSIONS}
-    return {k: v for k, v in default_settings.EXTENSIONS_BASE.items() if k not in unused}
+    return {k: v for k, v in getattr(default_settings, setting).items() if k not in dropped}
+
+
+def log_shows(log_level, level: int) -> bool:
+    """Whether a log at ``log_level`` (a level name or number) shows records of ``level``; a name
+    logging does not know counts as showing everything."""
+    import logging
+
+    n = log_level if isinstance(log_level, int) else logging.getLevelName(str(log_level).upper())
+    return not isinstance(n, int) or n <= level
 
 
 SEARCH_ENGINES = ("bing", "duckduckgo", "google", "baidu")
@@ -103,9 +111,7 @@ def _log_versions(log_level) -> list[str]:
 
     from scrapy.settings import default_settings
 
-    level = log_level if isinstance(log_level, int) else logging.getLevelName(str(log_level).upper())
-    shown = not isinstance(level, int) or level <= logging.INFO
-    return list(default_settings.LOG_VERSIONS) if shown else []
+    return list(default_settings.LOG_VERSIONS) if log_shows(log_level, logging.INFO) else []
 
 
 def crawl_settings(*, user_agent: str, db_url: str, store: str, engine_urls=None, run_id: int | None = None,
@@ -126,7 +132,8 @@ def crawl_settings(*, user_agent: str, db_url: str, store: str, engine_urls=None
         # aiohttp's web server and builds an SSL context: ~0.3 s of every run's start-up). Scrapy
         # 2.19 imports every class named in EXTENSIONS, even those set to None, so they are left
         # out of EXTENSIONS_BASE instead; EXTENSIONS stays free for the user.
-        "EXTENSIONS_BASE": _extensions_base(),
+        "EXTENSIONS_BASE": scrapy_base_without("EXTENSIONS_BASE",
+                                               {f"scrapy.extensions.{name}" for name in UNUSED_EXTENSIONS}),
         # Scrapy's own downloader/* byte and status counters (fid reports its fid/* counters):
         # per response they re-measure the request and headers, ~4% of the crawling process
         "DOWNLOADER_STATS": False,

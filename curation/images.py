@@ -53,7 +53,7 @@ import importlib
 import io
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import ClassVar
 
@@ -143,10 +143,11 @@ class ProcessedImage:
         if self.store_path is None:
             raise ValueError("store the image (store_processed) before recording it")
         # every field but the bytes, in field order (what dataclasses.asdict gives, without its deep copy)
-        return {"sha256": self.sha256, "width": self.width, "height": self.height, "orig_sha256": self.orig_sha256,
-                "orig_width": self.orig_width, "orig_height": self.orig_height, "orig_format": self.orig_format,
-                "orig_size": self.orig_size, "phash": self.phash, "dhash": self.dhash,
-                "hash_version": self.hash_version, "store_path": self.store_path, "orig_path": self.orig_path}
+        return {name: getattr(self, name) for name in _ROW_FIELDS}
+
+
+#: the ``images`` columns ProcessedImage.catalog_row gives: its fields but the bytes
+_ROW_FIELDS = tuple(f.name for f in fields(ProcessedImage) if f.name not in ("data", "original"))
 
 
 def _fit(w: int, h: int, max_side: int) -> tuple[int, int]:

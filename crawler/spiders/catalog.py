@@ -3,9 +3,8 @@ added, or what an earlier crawl could not finish), so `fid fetch` runs the same 
 
 from __future__ import annotations
 
-from scrapy.settings import default_settings
-
 from ..items import new_item
+from ..settings import scrapy_base_without
 from . import FidSpider
 
 #: middlewares with nothing to do in a fetch: its only requests are the pipeline's image requests,
@@ -25,15 +24,11 @@ _IDLE_IN_A_FETCH = {
 }
 
 
-def _without_idle(base: dict) -> dict:
-    return {k: v for k, v in base.items() if k not in _IDLE_IN_A_FETCH}
-
-
 class CatalogSpider(FidSpider):
     name = "catalog"
     custom_settings = {
-        "DOWNLOADER_MIDDLEWARES_BASE": _without_idle(default_settings.DOWNLOADER_MIDDLEWARES_BASE),
-        "SPIDER_MIDDLEWARES_BASE": _without_idle(default_settings.SPIDER_MIDDLEWARES_BASE),
+        "DOWNLOADER_MIDDLEWARES_BASE": scrapy_base_without("DOWNLOADER_MIDDLEWARES_BASE", _IDLE_IN_A_FETCH),
+        "SPIDER_MIDDLEWARES_BASE": scrapy_base_without("SPIDER_MIDDLEWARES_BASE", _IDLE_IN_A_FETCH),
     }
 
     def __init__(self, urls=None, **kw):
